@@ -1,0 +1,220 @@
+package loop
+
+import (
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+)
+
+// Conn is one client connection, owned by exactly one loop. Every method
+// must be called on that loop's goroutine (inside a Handler callback or a
+// Task); none is safe for concurrent use.
+//
+// Invariant: 0 <= outOff <= len(out); pending output is out[outOff:] and
+// its length never exceeds what the handler chose to Write (the handler is
+// responsible for stopping at OutFull, which is how backpressure works);
+// in holds only unconsumed input; fd == -1 once closed.
+type Conn struct {
+	fd   int
+	loop *Loop
+
+	in     []byte // unconsumed input, pooled; nil when empty
+	out    []byte // pending output, pooled; nil when empty
+	outOff int
+
+	readPaused  bool // handler asked for no more Data
+	readable    bool // the socket may hold unread bytes (edge-triggered: we owe a read)
+	rdhup       bool // epoll reported the peer's FIN or a hang-up
+	rdEOF       bool // peer shut its write side (read returned 0)
+	eofReported bool // ReadClosed has been called
+	waitOut     bool // a write hit EAGAIN; EPOLLOUT will tell us when to go on
+	closeOnDone bool // close once out is written
+	lingering   bool // write side shut; discarding input until EOF or deadline
+	scheduled   bool // on the loop's ready list
+	wantDrain   bool // OutFull said true: call Drained once output is empty
+
+	// timer wheel links (see timer.go)
+	deadline     int64
+	slot         int
+	tprev, tnext *Conn
+
+	// ready-list link
+	rnext *Conn
+
+	remote netip.AddrPort
+
+	// Ctx is the handler's per-connection state.
+	Ctx any
+}
+
+// Loop returns the loop that owns c.
+func (c *Conn) Loop() *Loop { return c.loop }
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
+
+// Closed reports whether c has been closed.
+func (c *Conn) Closed() bool { return c.fd < 0 }
+
+// OutLen is the number of bytes written by the handler but not yet taken by
+// the kernel.
+func (c *Conn) OutLen() int { return len(c.out) - c.outOff }
+
+// OutFull reports whether pending output has reached the loop's bound; a
+// handler stops feeding c (and so stops reading whoever feeds it) until
+// Drained is called, which a true answer arranges.
+func (c *Conn) OutFull() bool {
+	if c.OutLen() >= c.loop.cfg.OutputBound {
+		c.wantDrain = true
+		return true
+	}
+	return false
+}
+
+// WantDrained asks for a Drained call once pending output is empty, whether
+// or not OutFull has reported true.
+func (c *Conn) WantDrained() { c.wantDrain = true }
+
+// PauseRead stops delivering Data until ResumeRead.
+func (c *Conn) PauseRead() { c.readPaused = true }
+
+// ResumeRead lets Data flow again. Input already buffered is offered again
+// on this loop turn (after the current callback returns), so a handler can
+// call it to process a pipelined request it left unconsumed.
+func (c *Conn) ResumeRead() {
+	if c.fd < 0 {
+		return
+	}
+	c.readPaused = false
+	if len(c.in) > 0 || c.readable || (c.rdEOF && !c.eofReported) {
+		c.loop.schedule(c)
+	}
+}
+
+// Buffered is the unconsumed input held for c.
+func (c *Conn) Buffered() int { return len(c.in) }
+
+// SetTimeout arms c's single deadline d nanoseconds from the loop's clock,
+// replacing any earlier one; d <= 0 disarms it. Timeout is called when it
+// passes.
+func (c *Conn) SetTimeout(d int64) {
+	if c.fd < 0 || c.lingering {
+		return
+	}
+	if d <= 0 {
+		c.loop.wheel.disarm(c)
+		return
+	}
+	c.loop.wheel.arm(c, c.loop.now+d)
+}
+
+// Write queues b for sending; it is copied, so the caller may reuse b at
+// once. Nothing reaches the socket until Flush (or the end of the current
+// loop turn), so a handler can compose a response from pieces at the cost
+// of one write.
+func (c *Conn) Write(b []byte) {
+	if c.fd < 0 || len(b) == 0 {
+		return
+	}
+	l := c.loop
+	if c.out == nil {
+		c.out = l.bufs.get(len(b))
+	} else if cap(c.out)-len(c.out) < len(b) && c.outOff > 0 {
+		// compact before growing
+		n := copy(c.out, c.out[c.outOff:])
+		c.out = c.out[:n]
+		c.outOff = 0
+	}
+	c.out = l.bufs.grow(c.out, len(b))
+	c.out = append(c.out, b...)
+	if !c.scheduled {
+		l.schedule(c)
+	}
+}
+
+// WriteString is Write for a string, without a conversion allocation.
+func (c *Conn) WriteString(s string) {
+	if c.fd < 0 || len(s) == 0 {
+		return
+	}
+	l := c.loop
+	if c.out == nil {
+		c.out = l.bufs.get(len(s))
+	}
+	c.out = l.bufs.grow(c.out, len(s))
+	c.out = append(c.out, s...)
+	if !c.scheduled {
+		l.schedule(c)
+	}
+}
+
+// Flush writes pending output now. Output left over (the kernel's buffer is
+// full) is sent when the socket becomes writable; Drained follows.
+func (c *Conn) Flush() {
+	if c.fd < 0 || c.waitOut {
+		return
+	}
+	for c.outOff < len(c.out) {
+		n, err := unix.Write(c.fd, c.out[c.outOff:])
+		if n > 0 {
+			c.outOff += n
+			c.loop.stats.bytesOut += uint64(n)
+		}
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			if err == unix.EAGAIN {
+				c.waitOut = true
+				return
+			}
+			c.loop.closeConn(c, err)
+			return
+		}
+	}
+	c.loop.bufs.put(c.out)
+	c.out, c.outOff = nil, 0
+	if c.closeOnDone {
+		c.startLinger()
+	}
+}
+
+// CloseWhenFlushed closes c once its pending output is written. The close
+// lingers: the write side is shut first and input is read and dropped for a
+// short while, so a client still sending (a body we refused) gets our
+// response instead of a reset (RFC 9112 §9.6).
+func (c *Conn) CloseWhenFlushed() {
+	if c.fd < 0 {
+		return
+	}
+	c.closeOnDone = true
+	c.readPaused = false
+	if c.OutLen() == 0 {
+		c.startLinger()
+	} else if !c.scheduled {
+		c.loop.schedule(c)
+	}
+}
+
+func (c *Conn) startLinger() {
+	if c.lingering || c.fd < 0 {
+		return
+	}
+	if c.rdEOF {
+		c.loop.closeConn(c, nil)
+		return
+	}
+	unix.Shutdown(c.fd, unix.SHUT_WR)
+	c.loop.wheel.arm(c, c.loop.now+c.loop.cfg.LingerTimeout)
+	c.lingering = true
+	c.readPaused = false
+	if c.in != nil {
+		c.loop.bufs.put(c.in)
+		c.in = nil
+	}
+	c.loop.schedule(c) // drain what is already readable
+}
+
+// Close closes c at once, dropping pending output. Handler.Closed is called
+// before Close returns.
+func (c *Conn) Close() { c.loop.closeConn(c, nil) }

@@ -1,0 +1,591 @@
+package loop
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Handler receives a loop's connection events. Every method runs on the
+// loop goroutine, one at a time, and must not block.
+type Handler interface {
+	// Opened is called for each accepted connection.
+	Opened(c *Conn)
+	// Data offers the connection's unconsumed input (earlier leftovers
+	// followed by newly read bytes) and returns how many bytes it consumed;
+	// the rest is kept and offered again with the next bytes. in is valid
+	// only during the call.
+	Data(c *Conn, in []byte) int
+	// ReadClosed is called once when the peer has shut its write side (or
+	// the read side failed) and no unconsumed input is left. A half-closed
+	// client may still be waiting for a response: the handler decides when
+	// to close.
+	ReadClosed(c *Conn)
+	// Drained is called when output that had to wait for the socket has
+	// all been written.
+	Drained(c *Conn)
+	// Timeout is called when the deadline set with SetTimeout passes.
+	Timeout(c *Conn)
+	// Closed is called once, when c is closed for any reason; err is nil
+	// for a local Close.
+	Closed(c *Conn, err error)
+}
+
+// Config tunes a loop group. Zero fields take the documented defaults.
+type Config struct {
+	// Loops is the number of event loops; 0 means GOMAXPROCS.
+	Loops int
+	// OutputBound is the pending output per connection at which OutFull
+	// reports true; 0 means 256 KiB.
+	OutputBound int
+	// LingerTimeout bounds a lingering close, in nanoseconds; 0 means 2 s.
+	LingerTimeout int64
+	// Backlog is the listen backlog; 0 means 4096 (the kernel caps it at
+	// net.core.somaxconn).
+	Backlog int
+	// Logger receives rare events (accept failures); nil means slog.Default().
+	Logger *slog.Logger
+}
+
+const readBufSize = 64 << 10
+
+// Loop is one event loop: an epoll instance, its own SO_REUSEPORT listener
+// sockets, an eventfd door for other goroutines, a timer wheel and the
+// connections it accepted. Only its own goroutine touches its fields, except
+// door and the atomic counters.
+type Loop struct {
+	id      int
+	cfg     Config
+	h       Handler
+	epfd    int
+	door    door
+	lfds    []int
+	conns   []*Conn // by fd
+	nconns  atomic.Int64
+	wheel   wheel
+	bufs    bufPool
+	rbuf    []byte
+	now     int64
+	ready   *Conn // connections with work left for the end of this turn
+	events  []unix.EpollEvent
+	stats   loopStats
+	stopped bool
+	// acceptRetry is when to try accepting again after EMFILE/ENFILE (0: not paused).
+	acceptRetry  int64
+	emfileLogged bool
+	done         chan struct{}
+}
+
+type loopStats struct {
+	bytesIn, bytesOut uint64
+	accepted          uint64
+}
+
+// ID is the loop's index in its group.
+func (l *Loop) ID() int { return l.id }
+
+// Now is the loop's clock (unix nanoseconds), refreshed once per turn.
+func (l *Loop) Now() int64 { return l.now }
+
+// Conns is the number of open connections on this loop; safe from any goroutine.
+func (l *Loop) Conns() int64 { return l.nconns.Load() }
+
+// Post hands t to the loop; t.Run is called on the loop goroutine. Safe
+// from any goroutine; never blocks.
+func (l *Loop) Post(t *Task) { l.door.post(t) }
+
+// Group is a set of loops serving the same listen addresses.
+type Group struct {
+	Loops []*Loop
+	wg    sync.WaitGroup
+	log   *slog.Logger
+}
+
+// NewGroup creates the loops, each with its own listener socket per address
+// (SO_REUSEPORT: the kernel spreads connections across loops). newHandler is
+// called once per loop.
+func NewGroup(cfg Config, addrs []string, newHandler func(*Loop) Handler) (*Group, error) {
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
+	}
+	if cfg.OutputBound <= 0 {
+		cfg.OutputBound = 256 << 10
+	}
+	if cfg.LingerTimeout <= 0 {
+		cfg.LingerTimeout = int64(2 * time.Second)
+	}
+	if cfg.Backlog <= 0 {
+		cfg.Backlog = 4096
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	g := &Group{log: cfg.Logger}
+	addrs = append([]string(nil), addrs...)
+	for i := 0; i < cfg.Loops; i++ {
+		l, err := newLoop(i, cfg)
+		if err != nil {
+			g.closeAll()
+			return nil, err
+		}
+		g.Loops = append(g.Loops, l)
+		for ai, a := range addrs {
+			fd, err := listenReusePort(a, cfg.Backlog)
+			if err != nil {
+				g.closeAll()
+				return nil, fmt.Errorf("listen %s: %w", a, err)
+			}
+			if err := l.addListener(fd); err != nil {
+				unix.Close(fd)
+				g.closeAll()
+				return nil, err
+			}
+			if i == 0 {
+				// Port 0 picks a port once; the other loops join it.
+				if ap, err := l.BoundAddr(ai); err == nil {
+					addrs[ai] = ap.String()
+				}
+			}
+		}
+		l.h = newHandler(l)
+	}
+	return g, nil
+}
+
+func (g *Group) closeAll() {
+	for _, l := range g.Loops {
+		l.closeFDs()
+	}
+}
+
+// Start runs every loop on its own goroutine (locked to an OS thread).
+func (g *Group) Start() {
+	for _, l := range g.Loops {
+		g.wg.Add(1)
+		go func(l *Loop) {
+			defer g.wg.Done()
+			l.run()
+		}(l)
+	}
+}
+
+// Wait blocks until every loop has stopped.
+func (g *Group) Wait() { g.wg.Wait() }
+
+func newLoop(id int, cfg Config) (*Loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	l := &Loop{id: id, cfg: cfg, epfd: epfd, rbuf: make([]byte, readBufSize),
+		events: make([]unix.EpollEvent, 256), done: make(chan struct{})}
+	l.door.init(efd)
+	l.now = time.Now().UnixNano()
+	l.wheel.lastTick = l.now / tickNanos
+	// The eventfd is edge-triggered and never read: every write makes a new
+	// edge, and its counter cannot overflow in practice (2^64-2 writes).
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(efd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
+		l.closeFDs()
+		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
+	}
+	return l, nil
+}
+
+func (l *Loop) addListener(fd int) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return fmt.Errorf("epoll_ctl listener: %w", err)
+	}
+	l.lfds = append(l.lfds, fd)
+	return nil
+}
+
+func (l *Loop) closeFDs() {
+	for _, fd := range l.lfds {
+		unix.Close(fd)
+	}
+	l.lfds = nil
+	if l.door.efd > 0 {
+		unix.Close(l.door.efd)
+	}
+	if l.epfd > 0 {
+		unix.Close(l.epfd)
+	}
+}
+
+// CloseListeners stops accepting on this loop. Call on the loop goroutine.
+func (l *Loop) CloseListeners() {
+	for _, fd := range l.lfds {
+		unix.Close(fd)
+	}
+	l.lfds = nil
+	l.acceptRetry = 0
+}
+
+// Stop closes every connection and ends the loop. Call on the loop
+// goroutine (post a Task to reach it).
+func (l *Loop) Stop() {
+	l.CloseListeners()
+	for _, c := range l.conns {
+		if c != nil {
+			l.closeConn(c, nil)
+		}
+	}
+	l.stopped = true
+}
+
+// ForEach calls f for each open connection. Call on the loop goroutine.
+func (l *Loop) ForEach(f func(*Conn)) {
+	for _, c := range l.conns {
+		if c != nil && c.fd >= 0 {
+			f(c)
+		}
+	}
+}
+
+func (l *Loop) isListener(fd int) bool {
+	for _, lfd := range l.lfds {
+		if lfd == fd {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *Loop) run() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer l.closeFDs()
+	for !l.stopped {
+		wait := -1
+		if l.wheel.armed > 0 || l.acceptRetry != 0 {
+			wait = int(tickNanos / 1e6)
+		}
+		if l.acceptRetry != 0 && l.acceptRetry <= l.now {
+			wait = 0
+		}
+		n, err := unix.EpollWait(l.epfd, l.events, wait)
+		if err != nil && err != unix.EINTR {
+			l.cfg.Logger.Error("epoll_wait failed; loop stops", "loop", l.id, "err", err)
+			return
+		}
+		l.now = time.Now().UnixNano()
+		for i := 0; i < n; i++ {
+			ev := &l.events[i]
+			fd := int(ev.Fd)
+			if fd == l.door.efd {
+				l.runTasks()
+				continue
+			}
+			if fd < len(l.conns) && l.conns[fd] != nil {
+				l.connEvent(l.conns[fd], ev.Events)
+				continue
+			}
+			if l.isListener(fd) {
+				l.accept(fd)
+			}
+		}
+		l.runReady()
+		if l.wheel.armed > 0 {
+			l.wheel.advance(l.now, l.fireTimeout)
+			l.runReady()
+		}
+		if l.acceptRetry != 0 && l.now >= l.acceptRetry {
+			l.acceptRetry = 0
+			for _, fd := range l.lfds {
+				l.accept(fd)
+			}
+			l.runReady()
+		}
+	}
+}
+
+func (l *Loop) runTasks() {
+	l.door.wakePending.Store(0)
+	// Bounded per turn so socket events are not starved by a flood of tasks.
+	for i := 0; i < 4096; i++ {
+		t := l.door.pop()
+		if t == nil {
+			return
+		}
+		t.Run()
+	}
+	// More left: make sure we come back without sleeping.
+	if l.door.wakePending.CompareAndSwap(0, 1) {
+		l.door.wake()
+	}
+}
+
+func (l *Loop) fireTimeout(c *Conn) {
+	if c.lingering {
+		l.closeConn(c, nil)
+		return
+	}
+	l.h.Timeout(c)
+}
+
+func (l *Loop) accept(lfd int) {
+	for i := 0; i < 256; i++ {
+		nfd, sa, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			switch err {
+			case unix.EAGAIN, unix.EINTR:
+				return
+			case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+				// Out of descriptors or memory: keep serving what we have
+				// and try again in a tick instead of spinning on a listener
+				// that stays readable.
+				if !l.emfileLogged {
+					l.cfg.Logger.Warn("accept failed; pausing accepts", "loop", l.id, "err", err)
+					l.emfileLogged = true
+				}
+				l.acceptRetry = l.now + 2*tickNanos
+				return
+			default:
+				// ECONNABORTED and friends: that connection is gone, go on.
+				continue
+			}
+		}
+		if i == 255 {
+			// Budget spent with connections still waiting; edge triggering
+			// will not tell us again, so come back next turn.
+			l.acceptRetry = l.now
+		}
+		l.emfileLogged = false
+		unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		c := &Conn{fd: nfd, loop: l, slot: -1, remote: sockaddrToAddrPort(sa)}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(nfd)}
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, nfd, &ev); err != nil {
+			unix.Close(nfd)
+			continue
+		}
+		for nfd >= len(l.conns) {
+			l.conns = append(l.conns, make([]*Conn, len(l.conns)+64)...)
+		}
+		l.conns[nfd] = c
+		l.nconns.Add(1)
+		l.stats.accepted++
+		c.readable = true // edge-triggered: bytes may already be waiting
+		l.h.Opened(c)
+		if c.fd >= 0 {
+			l.schedule(c)
+		}
+	}
+}
+
+func sockaddrToAddrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+	}
+	return netip.AddrPort{}
+}
+
+func (l *Loop) connEvent(c *Conn, ev uint32) {
+	if ev&(unix.EPOLLERR) != 0 {
+		// Let the read or write report the error itself.
+		c.readable = true
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+		c.readable = true
+	}
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+		c.rdhup = true
+	}
+	if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 && c.waitOut {
+		c.waitOut = false
+		c.Flush()
+		l.afterFlush(c)
+		if c.fd < 0 {
+			return
+		}
+	}
+	if c.readable {
+		l.schedule(c)
+	}
+}
+
+// schedule puts c on the ready list, processed at the end of the turn.
+func (l *Loop) schedule(c *Conn) {
+	if c.scheduled || c.fd < 0 {
+		return
+	}
+	c.scheduled = true
+	c.rnext = l.ready
+	l.ready = c
+}
+
+// runReady gives each scheduled connection its reads, Data calls and
+// flushes, until no connection has work left.
+func (l *Loop) runReady() {
+	for l.ready != nil {
+		c := l.ready
+		l.ready = c.rnext
+		c.rnext = nil
+		c.scheduled = false
+		l.service(c)
+	}
+}
+
+func (l *Loop) service(c *Conn) {
+	if c.fd < 0 {
+		return
+	}
+	if c.lingering {
+		l.drainLinger(c)
+		return
+	}
+	// Leftover input first (a handler resumed after a pipelined request).
+	if !c.readPaused && len(c.in) > 0 && !c.readable {
+		l.deliver(c, c.in)
+	}
+	for c.fd >= 0 && !c.readPaused && c.readable && !c.rdEOF {
+		var buf []byte
+		if len(c.in) > 0 {
+			c.in = l.bufs.grow(c.in, 4096)
+			buf = c.in[len(c.in):cap(c.in)]
+		} else {
+			buf = l.rbuf
+		}
+		n, err := unix.Read(c.fd, buf)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			if err == unix.EAGAIN {
+				c.readable = false
+				break
+			}
+			l.closeConn(c, err)
+			return
+		}
+		if n == 0 {
+			c.rdEOF = true
+			c.readable = false
+			break
+		}
+		l.stats.bytesIn += uint64(n)
+		if n < len(buf) && !c.rdhup {
+			// A short read drained the socket; with edge triggering, any
+			// byte that arrives later raises a new event. Not so for a FIN
+			// that came with the data (rdhup): read on to see the EOF.
+			c.readable = false
+		}
+		if len(c.in) > 0 {
+			c.in = c.in[:len(c.in)+n]
+			l.deliver(c, c.in)
+		} else {
+			l.deliver(c, buf[:n])
+		}
+	}
+	if c.fd < 0 {
+		return
+	}
+	if c.rdEOF && !c.eofReported && len(c.in) == 0 && !c.readPaused {
+		c.eofReported = true
+		l.h.ReadClosed(c)
+		if c.fd < 0 {
+			return
+		}
+	}
+	if c.OutLen() > 0 && !c.waitOut {
+		c.Flush()
+	}
+	l.afterFlush(c)
+}
+
+// afterFlush tells the handler that output it was told was full has all
+// been written.
+func (l *Loop) afterFlush(c *Conn) {
+	if c.fd >= 0 && c.wantDrain && c.OutLen() == 0 && !c.lingering {
+		c.wantDrain = false
+		l.h.Drained(c)
+	}
+}
+
+// deliver passes in to the handler and keeps what it did not consume.
+func (l *Loop) deliver(c *Conn, in []byte) {
+	n := l.h.Data(c, in)
+	if c.fd < 0 || c.lingering {
+		return
+	}
+	if n >= len(in) {
+		if c.in != nil {
+			l.bufs.put(c.in)
+			c.in = nil
+		}
+		return
+	}
+	rest := in[n:]
+	if c.in != nil && &in[0] == &c.in[0] {
+		if n > 0 {
+			m := copy(c.in, rest)
+			c.in = c.in[:m]
+		}
+		return
+	}
+	c.in = l.bufs.get(len(rest))
+	c.in = append(c.in, rest...)
+}
+
+func (l *Loop) drainLinger(c *Conn) {
+	for {
+		n, err := unix.Read(c.fd, l.rbuf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			c.readable = false
+			return
+		}
+		if err != nil || n == 0 {
+			l.closeConn(c, nil)
+			return
+		}
+	}
+}
+
+func (l *Loop) closeConn(c *Conn, err error) {
+	if c.fd < 0 {
+		return
+	}
+	l.wheel.disarm(c)
+	fd := c.fd
+	unix.Close(fd) // also removes it from the epoll set
+	c.fd = -1
+	l.conns[fd] = nil
+	l.nconns.Add(-1)
+	if c.in != nil {
+		l.bufs.put(c.in)
+		c.in = nil
+	}
+	if c.out != nil {
+		l.bufs.put(c.out)
+		c.out, c.outOff = nil, 0
+	}
+	if errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EPIPE) {
+		err = ErrReset
+	}
+	l.h.Closed(c, err)
+}
+
+// ErrReset reports a connection reset or broken pipe from the peer.
+var ErrReset = errors.New("connection reset by peer")
+
+// PeerClosed reports whether the peer has shut its write side.
+func (c *Conn) PeerClosed() bool { return c.rdEOF }
