@@ -1,0 +1,574 @@
+package backend
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/apex-epoll/apex/h1parse"
+)
+
+// OwnerConfig tunes one owner.
+type OwnerConfig struct {
+	Addr            string        // upstream host:port
+	Queue           int           // bound of the request queue
+	ConnectTimeout  time.Duration // dial limit
+	ResponseTimeout time.Duration // limit on each read and write of the exchange
+	IdleTimeout     time.Duration // an idle upstream connection is closed after this
+	Limits          h1parse.Limits
+	Logger          *slog.Logger
+}
+
+// chunkCount and chunkSize bound what one owner holds in flight to a client:
+// a slow client holds at most chunkCount chunks before the owner stops
+// reading the upstream socket.
+const (
+	chunkCount = 2
+	chunkSize  = 32 << 10
+	readSize   = 32 << 10
+)
+
+// Owner is the only goroutine that touches its upstream connection.
+//
+// Invariant: conn is used only by the run goroutine; outstanding counts
+// exchanges submitted and not yet finished (queued plus the one in
+// service), so 0 <= outstanding <= cap(queue)+1; the chunks in free plus
+// those with loops always number chunkCount.
+type Owner struct {
+	cfg         OwnerConfig
+	queue       chan *Exchange
+	outstanding atomic.Int64
+	_           [48]byte // outstanding is read by every loop: keep it off queue's line
+	quit        chan struct{}
+	done        chan struct{}
+	// live mirrors conn for one purpose: a forced shutdown sets a past
+	// deadline on it from another goroutine to unblock the owner.
+	live atomic.Pointer[net.TCPConn]
+
+	// run goroutine only
+	conn   *net.TCPConn
+	reused bool // conn has served a response before
+	free   chan *Chunk
+	rbuf   []byte
+	resp   h1parse.Response
+	dec    h1parse.ChunkedDecoder
+	idle   *time.Timer
+	log    *slog.Logger
+}
+
+func newOwner(cfg OwnerConfig) *Owner {
+	o := &Owner{cfg: cfg, queue: make(chan *Exchange, cfg.Queue), quit: make(chan struct{}),
+		done: make(chan struct{}), free: make(chan *Chunk, chunkCount), log: cfg.Logger}
+	for i := 0; i < chunkCount; i++ {
+		ch := &Chunk{owner: o}
+		ch.task.Run = ch.deliver
+		o.free <- ch
+	}
+	return o
+}
+
+// Outstanding is the number of exchanges queued or in service.
+func (o *Owner) Outstanding() int64 { return o.outstanding.Load() }
+
+// submit queues ex without blocking; false when the queue is full.
+func (o *Owner) submit(ex *Exchange) bool {
+	o.outstanding.Add(1)
+	select {
+	case o.queue <- ex:
+		return true
+	default:
+		o.outstanding.Add(-1)
+		return false
+	}
+}
+
+// run is the owner goroutine.
+func (o *Owner) run() {
+	defer close(o.done)
+	o.idle = time.NewTimer(time.Hour)
+	o.idle.Stop()
+	defer o.closeConn()
+	for {
+		select {
+		case ex := <-o.queue:
+			o.serve(ex)
+			o.outstanding.Add(-1)
+			if o.conn != nil {
+				o.idle.Reset(o.cfg.IdleTimeout)
+			}
+		case <-o.idle.C:
+			o.closeConn()
+		case <-o.quit:
+			// Finish what was queued before the quit, then stop.
+			for {
+				select {
+				case ex := <-o.queue:
+					o.serve(ex)
+					o.outstanding.Add(-1)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (o *Owner) closeConn() {
+	if o.conn != nil {
+		o.live.Store(nil)
+		o.conn.Close()
+		o.conn = nil
+		o.reused = false
+	}
+}
+
+func (o *Owner) dial() error {
+	c, err := net.DialTimeout("tcp", o.cfg.Addr, o.cfg.ConnectTimeout)
+	if err != nil {
+		return err
+	}
+	tc := c.(*net.TCPConn)
+	tc.SetNoDelay(true)
+	o.conn = tc
+	o.live.Store(tc)
+	o.reused = false
+	return nil
+}
+
+// getChunk waits for a free chunk: this is where a slow client stops the
+// owner from reading more of the upstream response.
+func (o *Owner) getChunk(ex *Exchange) *Chunk {
+	ch := <-o.free
+	ch.ex = ex
+	ch.Head = ch.Head[:0]
+	if ch.buf == nil {
+		ch.buf = make([]byte, 0, chunkSize+64)
+	}
+	ch.Data = ch.buf[:0]
+	ch.Final, ch.Abort, ch.MustClose, ch.Status = false, false, false, 0
+	return ch
+}
+
+func (o *Owner) post(ch *Chunk) { ch.ex.Loop.Post(&ch.task) }
+
+// fail ends ex with an error status (nothing was sent to the client yet).
+func (o *Owner) fail(ex *Exchange, status int) {
+	ch := o.getChunk(ex)
+	ch.Final = true
+	ch.Status = status
+	o.post(ch)
+}
+
+// errStage says how far an attempt got, for the resend rule.
+type errStage int
+
+const (
+	stageNone     errStage = iota
+	stageWrite             // failed writing the request
+	stageNoBytes           // request written, failed before any response byte
+	stageResponse          // failed after response bytes arrived
+)
+
+// serve runs one exchange to its Final chunk.
+//
+// The resend rule (the keep-alive race, RFC 9112 §9.3.1): an upstream may
+// close an idle keep-alive connection at the moment we reuse it, and the
+// request then fails with a reset or EOF. Such a request is sent again, at
+// most once and on a fresh connection, only when all of these hold: the
+// connection had been used before (a fresh connection failing means the
+// server itself is failing, and resending would just double the load), no
+// byte of a response was received (so the server cannot have produced an
+// answer we would duplicate), and the request is replayable: its whole
+// body is still in ex.Head (not streamed away) and its method is
+// idempotent or it carries an Idempotency-Key. This mirrors Go's net/http
+// checkTransportResend; a POST that reached a server is never resent.
+func (o *Owner) serve(ex *Exchange) {
+	for attempt := 0; ; attempt++ {
+		if ex.cancelled.Load() {
+			o.finishCancelled(ex)
+			return
+		}
+		wasReused := o.conn != nil && o.reused
+		if o.conn == nil {
+			if err := o.dial(); err != nil {
+				o.log.Debug("upstream connect failed", "addr", o.cfg.Addr, "err", err)
+				o.fail(ex, 502)
+				return
+			}
+		}
+		stage, err := o.attempt(ex)
+		if err == nil {
+			return
+		}
+		o.closeConn()
+		if stage <= stageNoBytes && wasReused && attempt == 0 && ex.Replayable && !ex.Streaming {
+			o.log.Debug("resending request after reused connection failed", "addr", o.cfg.Addr, "err", err)
+			continue
+		}
+		if stage == stageResponse {
+			return // attempt already ended the exchange
+		}
+		// Body buffers the owner never took stay in ex.body; the loop
+		// reclaims them after Final.
+		if isTimeout(err) {
+			o.fail(ex, 504)
+		} else {
+			o.fail(ex, 502)
+		}
+		return
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+func (o *Owner) finishCancelled(ex *Exchange) {
+	ch := o.getChunk(ex)
+	ch.Final = true
+	ch.Abort = true
+	o.post(ch)
+}
+
+// attempt writes the request and relays the response. A nil error means
+// the exchange was finished (Final posted). On error with stage <
+// stageResponse nothing has been posted for ex.
+func (o *Owner) attempt(ex *Exchange) (errStage, error) {
+	c := o.conn
+	deadline := time.Now().Add(o.cfg.ResponseTimeout)
+	c.SetWriteDeadline(deadline)
+	if _, err := c.Write(ex.Head); err != nil {
+		return stageWrite, err
+	}
+	if ex.Streaming {
+		if err := o.sendBody(ex, c); err != nil {
+			return stageWrite, err
+		}
+	}
+	return o.relay(ex, c)
+}
+
+var errClientAborted = errors.New("client aborted the request body")
+
+// sendBody writes streamed request body buffers until the last one.
+func (o *Owner) sendBody(ex *Exchange, c *net.TCPConn) error {
+	for {
+		b := <-ex.body
+		last, abort := b.Last, b.Abort
+		var err error
+		if !abort && len(b.Data) > 0 {
+			c.SetWriteDeadline(time.Now().Add(o.cfg.ResponseTimeout))
+			_, err = c.Write(b.Data)
+		}
+		ex.Loop.Post(&b.task) // hand the buffer back
+		if abort {
+			return errClientAborted
+		}
+		if err != nil {
+			return err
+		}
+		if last {
+			return nil
+		}
+	}
+}
+
+// relay reads the response head and body from c and posts them as chunks.
+func (o *Owner) relay(ex *Exchange, c *net.TCPConn) (errStage, error) {
+	if o.rbuf == nil {
+		o.rbuf = make([]byte, readSize)
+	}
+	buf := o.rbuf
+	n := 0 // bytes in buf
+	r := &o.resp
+	// Read the head, skipping interim 1xx responses (Apex answers
+	// Expect: 100-continue itself, so none is forwarded).
+	for {
+		r.Reset()
+		for {
+			err := r.Parse(buf[:n], &o.cfg.Limits)
+			if err == nil {
+				break
+			}
+			if err != h1parse.ErrNeedMore {
+				o.log.Debug("bad upstream response head", "addr", o.cfg.Addr, "err", err)
+				o.fail(ex, 502)
+				return stageResponse, err
+			}
+			if n == len(buf) {
+				o.fail(ex, 502)
+				return stageResponse, errors.New("response head too large")
+			}
+			c.SetReadDeadline(time.Now().Add(o.cfg.ResponseTimeout))
+			m, err := c.Read(buf[n:])
+			n += m
+			if err != nil && m == 0 {
+				if n == 0 {
+					return stageNoBytes, err
+				}
+				if isTimeout(err) {
+					o.fail(ex, 504)
+				} else {
+					o.fail(ex, 502)
+				}
+				return stageResponse, err
+			}
+		}
+		if r.Status >= 200 || r.Status == 101 {
+			break
+		}
+		// Interim response: drop it and parse what follows.
+		h := r.HeadLen
+		copy(buf, buf[h:n])
+		n -= h
+	}
+	if r.Status == 101 {
+		o.fail(ex, 502) // no upgrades: we never forward Upgrade
+		return stageResponse, errors.New("unexpected 101 response")
+	}
+	kind, length := r.Body(ex.HeadRequest)
+	chunkedOut := ex.ClientMinor >= 1 && (kind == h1parse.BodyChunked || kind == h1parse.BodyUntilClose)
+	ch := o.getChunk(ex)
+	ch.Head = o.appendHead(ch.Head, r, chunkedOut)
+	if kind == h1parse.BodyUntilClose || (ex.ClientMinor == 0 && kind == h1parse.BodyChunked) {
+		ch.MustClose = true
+	}
+	body := buf[r.HeadLen:n]
+	switch kind {
+	case h1parse.BodyNone:
+		ch.Final = true
+		o.post(ch)
+		if len(body) > 0 {
+			return stageResponse, o.discard("bytes after a body-less response")
+		}
+		o.keepOrClose(r)
+		return stageResponse, nil
+	case h1parse.BodyLength:
+		return stageResponse, o.relayLength(ex, c, ch, body, length)
+	case h1parse.BodyChunked:
+		o.dec.Reset()
+		return stageResponse, o.relayChunked(ex, c, ch, body, chunkedOut)
+	default:
+		return stageResponse, o.relayUntilClose(ex, c, ch, body, chunkedOut)
+	}
+}
+
+// discard drops the connection after a framing violation the client has
+// not seen (it was already answered correctly).
+func (o *Owner) discard(why string) error {
+	o.closeConn()
+	return errors.New(why)
+}
+
+func (o *Owner) keepOrClose(r *h1parse.Response) {
+	if r.Close {
+		o.closeConn()
+		return
+	}
+	o.reused = true
+}
+
+// appendHead writes the client-facing response head, without the final
+// CRLF: status line, end-to-end fields, and the framing Apex chose.
+// Hop-by-hop fields are dropped (RFC 9110 §7.6.1).
+func (o *Owner) appendHead(dst []byte, r *h1parse.Response, chunkedOut bool) []byte {
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(r.Status), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, r.Reason...)
+	dst = append(dst, "\r\n"...)
+	for i := range r.Fields {
+		f := &r.Fields[i]
+		if r.IsHopByHop(f.Name) {
+			continue
+		}
+		dst = append(dst, f.Name...)
+		dst = append(dst, ": "...)
+		dst = append(dst, f.Value...)
+		dst = append(dst, "\r\n"...)
+	}
+	if chunkedOut {
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	}
+	return dst
+}
+
+// next posts ch if it is full and returns a fresh chunk; it returns nil if
+// the client went away (the caller then gives up the connection).
+func (o *Owner) flushIfFull(ex *Exchange, ch *Chunk, need int) *Chunk {
+	if cap(ch.Data)-len(ch.Data) >= need && len(ch.Data) < chunkSize {
+		return ch
+	}
+	o.post(ch)
+	if ex.cancelled.Load() {
+		return nil
+	}
+	return o.getChunk(ex)
+}
+
+// abort ends an exchange whose response broke after bytes were posted.
+func (o *Owner) abort(ex *Exchange, ch *Chunk, err error) error {
+	if ch == nil {
+		ch = o.getChunk(ex)
+	}
+	ch.Final = true
+	ch.Abort = true
+	o.post(ch)
+	o.closeConn()
+	return err
+}
+
+func (o *Owner) read(c *net.TCPConn) (int, error) {
+	c.SetReadDeadline(time.Now().Add(o.cfg.ResponseTimeout))
+	return c.Read(o.rbuf)
+}
+
+func (o *Owner) relayLength(ex *Exchange, c *net.TCPConn, ch *Chunk, body []byte, length int64) error {
+	remain := length
+	for {
+		take := body
+		if int64(len(take)) > remain {
+			// More bytes than the Content-Length promised: the framing is
+			// broken and the connection cannot be reused.
+			return o.abort(ex, ch, errors.New("upstream sent more than its Content-Length"))
+		}
+		for len(take) > 0 {
+			room := cap(ch.Data) - len(ch.Data)
+			if room == 0 {
+				if ch = o.flushIfFull(ex, ch, 1); ch == nil {
+					return o.abort(ex, nil, errClientGone)
+				}
+				continue
+			}
+			k := min(room, len(take))
+			ch.Data = append(ch.Data, take[:k]...)
+			take = take[k:]
+		}
+		remain -= int64(len(body))
+		if remain == 0 {
+			ch.Final = true
+			o.post(ch)
+			o.keepOrClose(&o.resp)
+			return nil
+		}
+		if len(ch.Data) > 0 || len(ch.Head) > 0 {
+			o.post(ch)
+			if ex.cancelled.Load() {
+				return o.abort(ex, nil, errClientGone)
+			}
+			ch = o.getChunk(ex)
+		}
+		m, err := o.read(c)
+		if m == 0 && err != nil {
+			return o.abort(ex, ch, err)
+		}
+		body = o.rbuf[:m]
+	}
+}
+
+var errClientGone = errors.New("client gone")
+
+func (o *Owner) relayChunked(ex *Exchange, c *net.TCPConn, ch *Chunk, body []byte, reframe bool) error {
+	for {
+		for len(body) > 0 && !o.dec.Done() {
+			used, data, err := o.dec.Decode(body)
+			if err != nil {
+				return o.abort(ex, ch, err)
+			}
+			body = body[used:]
+			for len(data) > 0 {
+				if ch = o.flushIfFull(ex, ch, 32); ch == nil {
+					return o.abort(ex, nil, errClientGone)
+				}
+				k := min(cap(ch.Data)-len(ch.Data)-32, len(data))
+				if reframe {
+					ch.Data = h1parse.AppendChunkHeader(ch.Data, k)
+				}
+				ch.Data = append(ch.Data, data[:k]...)
+				if reframe {
+					ch.Data = h1parse.AppendChunkEnd(ch.Data)
+				}
+				data = data[k:]
+			}
+		}
+		if o.dec.Done() {
+			if reframe {
+				tr := o.dec.Trailer()
+				if ch = o.flushIfFull(ex, ch, len(tr)+8); ch == nil {
+					return o.abort(ex, nil, errClientGone)
+				}
+				ch.Data = h1parse.AppendLastChunk(ch.Data, tr)
+			}
+			ch.Final = true
+			o.post(ch)
+			if len(body) > 0 {
+				return o.discard("bytes after the last chunk")
+			}
+			o.keepOrClose(&o.resp)
+			return nil
+		}
+		if len(ch.Data) > 0 || len(ch.Head) > 0 {
+			o.post(ch)
+			if ex.cancelled.Load() {
+				return o.abort(ex, nil, errClientGone)
+			}
+			ch = o.getChunk(ex)
+		}
+		m, err := o.read(c)
+		if m == 0 && err != nil {
+			return o.abort(ex, ch, err)
+		}
+		body = o.rbuf[:m]
+	}
+}
+
+func (o *Owner) relayUntilClose(ex *Exchange, c *net.TCPConn, ch *Chunk, body []byte, reframe bool) error {
+	for {
+		for len(body) > 0 {
+			if ch = o.flushIfFull(ex, ch, 32); ch == nil {
+				return o.abort(ex, nil, errClientGone)
+			}
+			k := min(cap(ch.Data)-len(ch.Data)-32, len(body))
+			if reframe {
+				ch.Data = h1parse.AppendChunkHeader(ch.Data, k)
+			}
+			ch.Data = append(ch.Data, body[:k]...)
+			if reframe {
+				ch.Data = h1parse.AppendChunkEnd(ch.Data)
+			}
+			body = body[k:]
+		}
+		if len(ch.Data) > 0 || len(ch.Head) > 0 {
+			o.post(ch)
+			if ex.cancelled.Load() {
+				return o.abort(ex, nil, errClientGone)
+			}
+			ch = o.getChunk(ex)
+		}
+		m, err := o.read(c)
+		if m > 0 {
+			body = o.rbuf[:m]
+			continue
+		}
+		if err == io.EOF {
+			if reframe {
+				ch.Data = h1parse.AppendLastChunk(ch.Data, nil)
+			}
+			ch.Final = true
+			o.post(ch)
+			o.closeConn()
+			return nil
+		}
+		if errors.Is(err, syscall.ECONNRESET) {
+			return o.abort(ex, ch, err)
+		}
+		return o.abort(ex, ch, err)
+	}
+}

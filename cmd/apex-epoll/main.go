@@ -1,0 +1,112 @@
+// Command apex-epoll is a Linux-tuned HTTP/1.1 reverse proxy on a raw epoll
+// event loop. Run without flags, it serves its built-in default
+// configuration on 127.0.0.1:8080.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/apex-epoll/apex/config"
+	"github.com/apex-epoll/apex/proxy"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("apex-epoll", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "path of the TOML configuration file; empty runs the built-in default (a fixed page on 127.0.0.1:8080)")
+	check := fs.Bool("check", false, "validate the configuration, print the result and exit (0 valid, 1 invalid)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	logLevel := fs.String("log-level", "", "override the configured log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: apex-epoll [flags]\n\nApex is an HTTP/1.1 reverse proxy on a raw epoll event loop.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "apex-epoll %s\n", version)
+		return 0
+	}
+	var cfg *config.Config
+	var err error
+	if *cfgPath == "" {
+		cfg = config.Default()
+	} else if cfg, err = config.Load(*cfgPath); err != nil {
+		fmt.Fprintf(stderr, "apex-epoll: %v\n", err)
+		return 1
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: configuration is valid\n", cfg.Source)
+		return 0
+	}
+	level := cfg.Log.Level
+	if *logLevel != "" {
+		level = *logLevel
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		fmt.Fprintf(stderr, "apex-epoll: bad log level %q\n", level)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	raiseFileLimit(log)
+
+	srv, err := proxy.New(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	srv.Start()
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	grace := cfg.Server.ShutdownGrace.D()
+	log.Info("shutting down", "signal", s.String(), "grace", grace)
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// raiseFileLimit lifts the soft RLIMIT_NOFILE to the hard limit: each
+// client and upstream connection costs a descriptor.
+func raiseFileLimit(log *slog.Logger) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return
+	}
+	if rl.Cur < rl.Max {
+		old := rl.Cur
+		rl.Cur = rl.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
+			log.Info("raised open file limit", "from", old, "to", rl.Max)
+			return
+		}
+	}
+	log.Info("open file limit", "limit", rl.Cur)
+}
+
+var _ = time.Second

@@ -1,0 +1,520 @@
+package proxy
+
+import (
+	"github.com/apex-epoll/apex/backend"
+	"github.com/apex-epoll/apex/h1parse"
+	"github.com/apex-epoll/apex/loop"
+)
+
+// client states
+const (
+	stIdle  uint8 = iota // between requests (keep-alive), nothing read yet
+	stHead               // reading a request head
+	stBody               // streaming a request body to the owner
+	stWait               // request sent; waiting for / relaying the response
+	stDone               // closing
+)
+
+// inlineBodyMax is the largest request body sent in the same write as its
+// head (and so replayable); larger bodies are streamed.
+const inlineBodyMax = 16 << 10
+
+// client is the proxy's state for one client connection. It lives on its
+// loop; only that loop's goroutine touches it.
+//
+// Invariant: ex != nil exactly while an exchange is with an owner (from
+// Submit to its Final chunk); held is a chunk kept back while the client's
+// output is full, and at most one is held; the client is reused (from the
+// worker's free list) only when its connection is closed and ex == nil.
+type client struct {
+	c     *loop.Conn
+	w     *worker
+	state uint8
+	req   h1parse.Request
+
+	ex        *backend.Exchange
+	reqDone   bool // the whole request (head and body) has been read
+	keepAlive bool // the connection stays open after this response
+	headSent  bool // response bytes have been written to the client
+	abortBody bool // the client failed mid-body; the owner still has to be told
+	held      *backend.Chunk
+	// pendingStatus is Apex's own answer decided while the owner still had
+	// the exchange (a broken or oversized request body); it replaces the
+	// owner's result.
+	pendingStatus int
+
+	// request body framing
+	bodyKind h1parse.BodyKind
+	bodyLeft int64
+	bodySeen int64
+	dec      h1parse.ChunkedDecoder
+	cur      *backend.BodyBuf // buffer being filled
+}
+
+// Opened implements loop.Handler.
+func (w *worker) Opened(c *loop.Conn) {
+	cl := w.getClient()
+	cl.c = c
+	c.Ctx = cl
+	cl.state = stIdle
+	c.SetTimeout(w.idleTimeout())
+	w.conns++
+}
+
+// Data implements loop.Handler.
+func (w *worker) Data(c *loop.Conn, in []byte) int {
+	cl := c.Ctx.(*client)
+	switch cl.state {
+	case stIdle:
+		cl.state = stHead
+		cl.req.Reset()
+		c.SetTimeout(w.cfg.headerTimeout)
+		fallthrough
+	case stHead:
+		return cl.readHead(in)
+	case stBody:
+		return cl.feedBody(in)
+	}
+	// stWait / stDone: not reading; keep the bytes (a pipelined request).
+	c.PauseRead()
+	return 0
+}
+
+func (cl *client) readHead(in []byte) int {
+	w := cl.w
+	err := cl.req.Parse(in, &w.cfg.limits)
+	if err == h1parse.ErrNeedMore {
+		return 0
+	}
+	if err != nil {
+		status := 400
+		if pe, ok := err.(*h1parse.Error); ok {
+			status = pe.Status
+		}
+		w.stats.refused(status)
+		cl.refuse(status)
+		return len(in)
+	}
+	n := cl.req.HeadLen
+	return n + cl.startRequest(in[:n], in[n:])
+}
+
+// refuse answers status and closes: the framing of what follows is in
+// doubt, so nothing more is read from this connection.
+func (cl *client) refuse(status int) {
+	cl.state = stDone
+	cl.c.Write(errResp[status][1])
+	cl.c.CloseWhenFlushed()
+}
+
+// startRequest routes a parsed head and returns how many bytes of rest (the
+// bytes after the head) it consumed.
+func (cl *client) startRequest(head, rest []byte) int {
+	w := cl.w
+	r := &cl.req
+	w.stats.requests++
+	cl.reqDone, cl.headSent, cl.abortBody, cl.pendingStatus = false, false, false, 0
+	cl.keepAlive = !r.Close && !w.draining
+	if cl.c.PeerClosed() {
+		cl.keepAlive = false
+	}
+	if h1parse.EqualFold(r.Method, "CONNECT") {
+		w.stats.refused(501)
+		cl.refuse(501)
+		return len(rest)
+	}
+	cl.bodyKind, cl.bodyLeft = r.Body()
+	if w.cfg.maxBody > 0 && cl.bodyKind == h1parse.BodyLength && cl.bodyLeft > w.cfg.maxBody {
+		w.stats.refused(413)
+		cl.refuse(413)
+		return len(rest)
+	}
+	authority, path := splitTarget(r.Target)
+	host := r.Host
+	if authority != nil {
+		host = authority // RFC 9112 §3.2.2: absolute-form wins over Host
+	}
+	rt := w.routes.match(host, path)
+	if rt == nil || rt.fixed {
+		// Answered here. A request body we do not read would be taken
+		// for the next request, so the connection closes after it.
+		if cl.bodyKind != h1parse.BodyNone {
+			cl.keepAlive = false
+		}
+		if rt == nil {
+			cl.writeError(404)
+		} else {
+			cl.writeFixed(rt)
+		}
+		cl.reqDone = true
+		cl.finishResponse(false)
+		return 0
+	}
+
+	ex := backend.NewExchange()
+	ex.Loop = cl.c.Loop()
+	ex.Sink = cl
+	ex.HeadRequest = h1parse.EqualFold(r.Method, "HEAD")
+	ex.ClientMinor = r.Minor
+	ex.Head = cl.appendUpstreamHead(ex.Head, rt, host)
+	consumed := 0
+	switch {
+	case cl.bodyKind == h1parse.BodyNone:
+		cl.reqDone = true
+	case cl.bodyKind == h1parse.BodyLength && cl.bodyLeft <= inlineBodyMax && int64(len(rest)) >= cl.bodyLeft:
+		// The whole (small) body is here: one write upstream, replayable.
+		ex.Head = append(ex.Head, rest[:cl.bodyLeft]...)
+		consumed = int(cl.bodyLeft)
+		cl.bodyLeft = 0
+		cl.reqDone = true
+	default:
+		ex.Streaming = true
+	}
+	ex.Replayable = !ex.Streaming && replayable(r)
+	cl.ex = ex
+	if !rt.backend.Submit(ex, w.next()) {
+		cl.ex = nil
+		ex.Release()
+		w.stats.shed++
+		// Overloaded: answer at once. Unread body makes keep-alive unsafe.
+		if !cl.reqDone {
+			cl.keepAlive = false
+		}
+		cl.writeError(503)
+		cl.reqDone = true
+		cl.finishResponse(false)
+		return consumed
+	}
+	w.inflight++
+	if !ex.Streaming {
+		cl.state = stWait
+		cl.c.PauseRead()
+		cl.c.SetTimeout(0) // the owner's upstream timeout governs now
+		return consumed
+	}
+	cl.state = stBody
+	cl.bodySeen = 0
+	cl.dec.Reset()
+	if r.Expect100 {
+		// Apex asks for the body itself (as nginx does) and does not
+		// forward Expect: the client gets its 100 now.
+		cl.c.Write(continue100)
+	}
+	cl.c.SetTimeout(w.cfg.bodyTimeout)
+	return consumed + cl.feedBody(rest)
+}
+
+// replayable: idempotent methods (RFC 9110 §9.2.2) or an Idempotency-Key.
+func replayable(r *h1parse.Request) bool {
+	switch string(r.Method) { // no allocation: the compiler compares in place
+	case "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE":
+		return true
+	}
+	for i := range r.Fields {
+		if h1parse.EqualFold(r.Fields[i].Name, "idempotency-key") {
+			return true
+		}
+	}
+	return false
+}
+
+// feedBody moves request body bytes from in into body buffers for the
+// owner, re-framing chunked bodies, and returns how many bytes it used.
+func (cl *client) feedBody(in []byte) int {
+	w := cl.w
+	used := 0
+	for !cl.reqDone {
+		if cl.cur == nil {
+			if cl.cur = cl.ex.FreeBody(); cl.cur == nil {
+				cl.c.PauseRead() // both buffers upstream: backpressure
+				return used
+			}
+		}
+		b := cl.cur
+		if len(in) == 0 {
+			break
+		}
+		switch cl.bodyKind {
+		case h1parse.BodyLength:
+			k := min(int64(cap(b.Data)-len(b.Data)), cl.bodyLeft, int64(len(in)))
+			b.Data = append(b.Data, in[:k]...)
+			in = in[k:]
+			used += int(k)
+			cl.bodyLeft -= k
+			cl.bodySeen += k
+			if cl.bodyLeft == 0 {
+				cl.reqDone = true
+			}
+		case h1parse.BodyChunked:
+			room := cap(b.Data) - len(b.Data) - 32 // chunk-size line and CRLF
+			if room <= 0 {
+				cl.sendCur(false)
+				continue
+			}
+			n, data, err := cl.dec.Decode(in[:min(len(in), room)])
+			if err != nil {
+				cl.bodyError(400)
+				return used + len(in)
+			}
+			in = in[n:]
+			used += n
+			if len(data) > 0 {
+				b.Data = h1parse.AppendChunkHeader(b.Data, len(data))
+				b.Data = append(b.Data, data...)
+				b.Data = h1parse.AppendChunkEnd(b.Data)
+				cl.bodySeen += int64(len(data))
+			}
+			if cl.dec.Done() {
+				b.Data = h1parse.AppendLastChunk(b.Data, cl.dec.Trailer())
+				cl.reqDone = true
+			}
+		}
+		if w.cfg.maxBody > 0 && cl.bodySeen > w.cfg.maxBody {
+			cl.bodyError(413)
+			return used + len(in)
+		}
+		if cl.reqDone || cap(b.Data)-len(b.Data) < 64 {
+			cl.sendCur(cl.reqDone)
+		}
+	}
+	if cl.reqDone {
+		cl.state = stWait
+		cl.c.PauseRead()
+		cl.c.SetTimeout(0)
+	} else {
+		cl.c.SetTimeout(w.cfg.bodyTimeout)
+	}
+	return used
+}
+
+func (cl *client) sendCur(last bool) {
+	b := cl.cur
+	cl.cur = nil
+	b.Last = last
+	cl.ex.SendBody(b)
+}
+
+// bodyError handles a broken request body: the owner is told to give up,
+// and the client gets status once the owner lets go of the exchange.
+func (cl *client) bodyError(status int) {
+	cl.w.stats.refused(status)
+	cl.pendingStatus = status
+	cl.keepAlive = false
+	cl.reqDone = true
+	cl.state = stWait
+	cl.c.PauseRead()
+	cl.c.SetTimeout(0)
+	cl.abortBody = true
+	cl.sendAbort()
+}
+
+// sendAbort passes the Abort marker to the owner, now if a buffer is free,
+// else when one comes back (BodySent).
+func (cl *client) sendAbort() {
+	b := cl.cur
+	if b == nil {
+		b = cl.ex.FreeBody()
+	}
+	if b == nil {
+		return
+	}
+	cl.cur = nil
+	b.Data = b.Data[:0]
+	b.Abort = true
+	cl.abortBody = false
+	cl.ex.SendBody(b)
+}
+
+// BodySent implements backend.Sink: a body buffer came back.
+func (cl *client) BodySent(*backend.BodyBuf) {
+	if cl.abortBody {
+		cl.sendAbort()
+		return
+	}
+	if cl.state == stBody && !cl.c.Closed() {
+		cl.c.ResumeRead()
+	}
+}
+
+// Deliver implements backend.Sink: response bytes from the owner.
+func (cl *client) Deliver(ch *backend.Chunk) {
+	ex := ch.Exchange()
+	c := cl.c
+	final := ch.Final
+	switch {
+	case c.Closed():
+		ch.Release()
+	case ch.Status != 0 || cl.pendingStatus != 0 && final:
+		// The owner failed before any response byte, or Apex refused the
+		// body meanwhile: answer with our own status.
+		status := ch.Status
+		if cl.pendingStatus != 0 {
+			status = cl.pendingStatus
+		}
+		ch.Release()
+		if cl.headSent {
+			c.Close()
+			break
+		}
+		if !cl.reqDone {
+			cl.keepAlive = false
+		}
+		cl.w.stats.upstreamErr(status)
+		cl.writeError(status)
+	default:
+		cl.writeChunk(ch)
+	}
+	if final {
+		cl.ex = nil
+		ex.ReclaimBody()
+		ex.Release()
+		cl.w.inflight--
+		if c.Closed() {
+			cl.w.putClient(cl)
+			return
+		}
+		if ch.Abort {
+			// The response broke after bytes went out: closing is the
+			// only way to tell the client it is incomplete.
+			c.Close()
+			return
+		}
+		if cl.state == stDone {
+			return
+		}
+		cl.finishResponse(false)
+	}
+}
+
+// writeChunk writes response bytes to the client, holding the chunk back
+// (and so stopping the owner) while the client's output is full.
+func (cl *client) writeChunk(ch *backend.Chunk) {
+	c := cl.c
+	if len(ch.Head) > 0 {
+		if ch.MustClose || !cl.reqDone {
+			cl.keepAlive = false
+		}
+		c.Write(ch.Head)
+		cl.writeConnection()
+		cl.headSent = true
+	}
+	c.Write(ch.Data)
+	if !ch.Final && c.OutFull() {
+		cl.held = ch
+		c.SetTimeout(cl.w.cfg.sendTimeout)
+		return
+	}
+	ch.Release()
+}
+
+// writeConnection ends a head with the Connection field Apex decided.
+func (cl *client) writeConnection() {
+	switch {
+	case !cl.keepAlive:
+		cl.c.WriteString("Connection: close\r\n\r\n")
+	case cl.req.Minor == 0:
+		cl.c.WriteString("Connection: keep-alive\r\n\r\n")
+	default:
+		cl.c.WriteString("\r\n")
+	}
+}
+
+func (cl *client) writeError(status int) {
+	cl.w.stats.answered(status)
+	i := 0
+	if !cl.keepAlive {
+		i = 1
+	}
+	cl.c.Write(errResp[status][i])
+	cl.headSent = true
+}
+
+func (cl *client) writeFixed(rt *route) {
+	cl.c.Write(rt.fixedHead)
+	cl.writeConnection()
+	if !h1parse.EqualFold(cl.req.Method, "HEAD") {
+		cl.c.Write(rt.fixedBody)
+	}
+	cl.headSent = true
+}
+
+// finishResponse ends a request/response cycle: keep the connection for the
+// next request (offering any pipelined bytes already read), or close it.
+func (cl *client) finishResponse(bool) {
+	c := cl.c
+	if !cl.keepAlive || !cl.reqDone || cl.w.draining {
+		cl.state = stDone
+		c.CloseWhenFlushed()
+		return
+	}
+	cl.state = stIdle
+	c.SetTimeout(cl.w.idleTimeout())
+	c.ResumeRead()
+}
+
+// Drained implements loop.Handler: the client caught up.
+func (w *worker) Drained(c *loop.Conn) {
+	cl := c.Ctx.(*client)
+	if ch := cl.held; ch != nil {
+		cl.held = nil
+		ch.Release()
+		if cl.state == stWait {
+			c.SetTimeout(0)
+		}
+	}
+}
+
+// Timeout implements loop.Handler.
+func (w *worker) Timeout(c *loop.Conn) {
+	cl := c.Ctx.(*client)
+	switch cl.state {
+	case stHead:
+		if c.Buffered() > 0 {
+			// Part of a head arrived, too slowly (slowloris): say so.
+			w.stats.refused(408)
+			cl.refuse(408)
+			return
+		}
+		c.Close()
+	case stBody:
+		cl.bodyError(408)
+	default:
+		// Idle keep-alive, or a client that stopped reading its response.
+		c.Close()
+	}
+}
+
+// ReadClosed implements loop.Handler: the client shut its write side.
+func (w *worker) ReadClosed(c *loop.Conn) {
+	cl := c.Ctx.(*client)
+	switch cl.state {
+	case stIdle, stHead:
+		// Nothing (or only part of a head) to answer.
+		c.Close()
+	case stBody:
+		cl.bodyError(400) // the body ended before its framing said
+	case stWait:
+		cl.keepAlive = false // answer, then close (half-close, RFC 9112 §9.6)
+	}
+}
+
+// Closed implements loop.Handler.
+func (w *worker) Closed(c *loop.Conn, err error) {
+	cl := c.Ctx.(*client)
+	w.conns--
+	if h := cl.held; h != nil {
+		cl.held = nil
+		h.Release()
+	}
+	if cl.ex == nil {
+		w.putClient(cl)
+		return
+	}
+	// The owner still has the exchange: tell it, and keep cl until the
+	// Final chunk comes back (Deliver frees it then).
+	cl.ex.Cancel()
+	if cl.state == stBody {
+		cl.abortBody = true
+		cl.sendAbort()
+	}
+}

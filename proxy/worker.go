@@ -1,0 +1,92 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/apex-epoll/apex/h1parse"
+	"github.com/apex-epoll/apex/loop"
+)
+
+// workerConfig is the per-loop copy of the settings the request path reads.
+type workerConfig struct {
+	limits        h1parse.Limits
+	headerTimeout int64
+	idleTimeout   int64
+	bodyTimeout   int64
+	sendTimeout   int64
+	maxBody       int64
+}
+
+// worker is the proxy's handler for one loop: everything it holds is
+// touched only by that loop's goroutine.
+//
+// Invariant: conns counts this loop's open client connections; inflight
+// counts exchanges submitted and not yet finished (Final received); free
+// holds clients whose connection is closed and whose exchange is done.
+type worker struct {
+	srv      *Server
+	loop     *loop.Loop
+	cfg      workerConfig
+	routes   *routes
+	draining bool
+	conns    int
+	inflight int
+	rr       int
+	free     []*client
+	stats    workerStats
+}
+
+// workerStats are this loop's counters; only its goroutine writes them.
+type workerStats struct {
+	requests  uint64
+	shed      uint64
+	refusedBy [600]uint64 // Apex's own refusals by status
+	answers   [6]uint64   // Apex-generated answers by status class
+	upErrs    [600]uint64
+	_         [64]byte
+}
+
+func (s *workerStats) refused(status int) {
+	if status > 0 && status < 600 {
+		s.refusedBy[status]++
+	}
+}
+func (s *workerStats) answered(status int) { s.answers[status/100]++ }
+func (s *workerStats) upstreamErr(status int) {
+	if status > 0 && status < 600 {
+		s.upErrs[status]++
+	}
+}
+
+func (w *worker) next() int {
+	w.rr++
+	return w.rr
+}
+
+func (w *worker) idleTimeout() int64 { return w.cfg.idleTimeout }
+
+func (w *worker) getClient() *client {
+	if n := len(w.free); n > 0 {
+		cl := w.free[n-1]
+		w.free[n-1] = nil
+		w.free = w.free[:n-1]
+		return cl
+	}
+	return &client{w: w}
+}
+
+// putClient keeps a finished client for the next connection, up to a bound
+// so a burst of connections does not pin memory forever.
+func (w *worker) putClient(cl *client) {
+	if cl.c != nil {
+		cl.c.Ctx = nil
+	}
+	cl.c = nil
+	cl.cur = nil
+	cl.held = nil
+	if len(w.free) < 1024 {
+		w.free = append(w.free, cl)
+	}
+}
+
+func durNanos(d time.Duration) int64 { return int64(d) }
