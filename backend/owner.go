@@ -337,7 +337,9 @@ func (o *Owner) relay(ex *Exchange, c *net.TCPConn) (errStage, error) {
 	chunkedOut := ex.ClientMinor >= 1 && (kind == h1parse.BodyChunked || kind == h1parse.BodyUntilClose)
 	ch := o.getChunk(ex)
 	ch.Head = o.appendHead(ch.Head, r, chunkedOut)
-	if kind == h1parse.BodyUntilClose || (ex.ClientMinor == 0 && kind == h1parse.BodyChunked) {
+	if ex.ClientMinor == 0 && (kind == h1parse.BodyUntilClose || kind == h1parse.BodyChunked) {
+		// An HTTP/1.0 client cannot take chunked framing: the body is
+		// delimited by closing the connection.
 		ch.MustClose = true
 	}
 	body := buf[r.HeadLen:n]

@@ -35,8 +35,14 @@ func addrProblem(addr string, needHost bool) string {
 	case !isDigits(port):
 		return "non-numeric port " + strconv.Quote(port)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < minPort || n > maxPort {
-		return "port " + port + " out of range 1..65535"
+	// A listener may ask for port 0 (the kernel picks a free port, which
+	// the log then names): tests and ad-hoc runs use it. An upstream may not.
+	lo := minPort
+	if !needHost {
+		lo = 0
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < lo || n > maxPort {
+		return "port " + port + " out of range " + strconv.Itoa(lo) + "..65535"
 	}
 	switch {
 	case host == "":

@@ -215,18 +215,19 @@ func TestParseErrors(t *testing.T) {
 			`[[route]]`,
 			`backend = "app"`),
 			`apex.toml:5: backend[0].servers[1]: invalid address "127.0.0.1": missing port`},
-		{"port 0", withTail(
-			`[server]`,
-			`listen = "127.0.0.1:0"`),
-			`apex.toml:2: server.listen: invalid address "127.0.0.1:0": port 0 out of range 1..65535`},
+		{"upstream port 0", withTail(
+			`[[backend]]`,
+			`name = "zero"`,
+			`servers = ["127.0.0.1:0"]`),
+			`apex.toml:3: backend[0].servers[0]: invalid address "127.0.0.1:0": port 0 out of range 1..65535`},
 		{"port 70000", withTail(
 			`[server]`,
 			`listen = ["127.0.0.1:8080", "127.0.0.1:70000"]`),
-			`apex.toml:2: server.listen[1]: invalid address "127.0.0.1:70000": port 70000 out of range 1..65535`},
+			`apex.toml:2: server.listen[1]: invalid address "127.0.0.1:70000": port 70000 out of range 0..65535`},
 		{"huge port", withTail(
 			`[server]`,
 			`listen = "127.0.0.1:99999999999999999999"`),
-			`apex.toml:2: server.listen: invalid address "127.0.0.1:99999999999999999999": port 99999999999999999999 out of range 1..65535`},
+			`apex.toml:2: server.listen: invalid address "127.0.0.1:99999999999999999999": port 99999999999999999999 out of range 0..65535`},
 		{"non-numeric port", doc(
 			`[[backend]]`,
 			`name = "app"`,

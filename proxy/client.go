@@ -8,11 +8,11 @@ import (
 
 // client states
 const (
-	stIdle  uint8 = iota // between requests (keep-alive), nothing read yet
-	stHead               // reading a request head
-	stBody               // streaming a request body to the owner
-	stWait               // request sent; waiting for / relaying the response
-	stDone               // closing
+	stIdle uint8 = iota // between requests (keep-alive), nothing read yet
+	stHead              // reading a request head
+	stBody              // streaming a request body to the owner
+	stWait              // request sent; waiting for / relaying the response
+	stDone              // closing
 )
 
 // inlineBodyMax is the largest request body sent in the same write as its
@@ -338,9 +338,11 @@ func (cl *client) BodySent(*backend.BodyBuf) {
 
 // Deliver implements backend.Sink: response bytes from the owner.
 func (cl *client) Deliver(ch *backend.Chunk) {
+	// Read everything needed from ch now: Release hands it back to the
+	// owner goroutine.
 	ex := ch.Exchange()
 	c := cl.c
-	final := ch.Final
+	final, abort := ch.Final, ch.Abort
 	switch {
 	case c.Closed():
 		ch.Release()
@@ -373,7 +375,7 @@ func (cl *client) Deliver(ch *backend.Chunk) {
 			cl.w.putClient(cl)
 			return
 		}
-		if ch.Abort {
+		if abort {
 			// The response broke after bytes went out: closing is the
 			// only way to tell the client it is incomplete.
 			c.Close()
@@ -489,8 +491,10 @@ func (w *worker) ReadClosed(c *loop.Conn) {
 	cl := c.Ctx.(*client)
 	switch cl.state {
 	case stIdle, stHead:
-		// Nothing (or only part of a head) to answer.
-		c.Close()
+		// Nothing (or only part of a head) to answer; a response to the
+		// previous request may still be on its way out.
+		cl.state = stDone
+		c.CloseWhenFlushed()
 	case stBody:
 		cl.bodyError(400) // the body ended before its framing said
 	case stWait:
