@@ -353,6 +353,16 @@ func (o *Owner) relay(ex *Exchange, c *net.TCPConn) (errStage, error) {
 		o.keepOrClose(r)
 		return stageResponse, nil
 	case h1parse.BodyLength:
+		if int64(len(body)) > length {
+			// More bytes than the Content-Length promised, seen before
+			// anything went to the client: the framing is broken, so the
+			// response is refused and the connection dropped.
+			ch.Head = ch.Head[:0]
+			ch.Final = true
+			ch.Status = 502
+			o.post(ch)
+			return stageResponse, o.discard("upstream sent more than its Content-Length")
+		}
 		return stageResponse, o.relayLength(ex, c, ch, body, length)
 	case h1parse.BodyChunked:
 		o.dec.Reset()
@@ -436,10 +446,13 @@ func (o *Owner) relayLength(ex *Exchange, c *net.TCPConn, ch *Chunk, body []byte
 	remain := length
 	for {
 		take := body
-		if int64(len(take)) > remain {
-			// More bytes than the Content-Length promised: the framing is
-			// broken and the connection cannot be reused.
-			return o.abort(ex, ch, errors.New("upstream sent more than its Content-Length"))
+		excess := int64(len(take)) > remain
+		if excess {
+			// More bytes than the Content-Length promised, after part of
+			// the response went out: the client gets exactly the declared
+			// body and the connection, whose framing is lost, is dropped.
+			take = take[:remain]
+			body = take
 		}
 		for len(take) > 0 {
 			room := cap(ch.Data) - len(ch.Data)
@@ -457,6 +470,9 @@ func (o *Owner) relayLength(ex *Exchange, c *net.TCPConn, ch *Chunk, body []byte
 		if remain == 0 {
 			ch.Final = true
 			o.post(ch)
+			if excess {
+				return o.discard("upstream sent more than its Content-Length")
+			}
 			o.keepOrClose(&o.resp)
 			return nil
 		}

@@ -208,3 +208,32 @@ func TestPostAllocatesNothing(t *testing.T) {
 		t.Fatalf("Post+Run allocates %.1f per call", allocs)
 	}
 }
+
+// Deadlines anywhere inside a tick fire within about a tick of passing,
+// never a wheel turn late.
+func TestWheelFiresEveryDeadline(t *testing.T) {
+	var w wheel
+	base := int64(1_000_000) * tickNanos
+	w.lastTick = base / tickNanos
+	conns := make([]*Conn, 200)
+	for i := range conns {
+		conns[i] = &Conn{fd: i, slot: -1}
+		w.arm(conns[i], base+int64(i)*tickNanos/7+1)
+	}
+	fired := map[*Conn]int64{}
+	for now := base; now <= base+40*tickNanos; now += tickNanos / 3 {
+		w.advance(now, func(c *Conn) { fired[c] = now })
+	}
+	for _, c := range conns {
+		at, ok := fired[c]
+		if !ok {
+			t.Fatalf("deadline %d never fired", c.deadline-base)
+		}
+		if at < c.deadline || at > c.deadline+2*tickNanos {
+			t.Fatalf("deadline %d fired at %d", c.deadline-base, at-base)
+		}
+	}
+	if w.armed != 0 {
+		t.Fatalf("armed = %d after all fired", w.armed)
+	}
+}

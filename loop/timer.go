@@ -28,7 +28,9 @@ func (w *wheel) arm(c *Conn, deadline int64) {
 		w.disarm(c)
 	}
 	c.deadline = deadline
-	tick := deadline / tickNanos
+	// Round up: the slot is visited once, when its tick begins, and by
+	// then the deadline must have passed or it would wait a whole turn.
+	tick := (deadline + tickNanos - 1) / tickNanos
 	if tick <= w.lastTick {
 		tick = w.lastTick + 1
 	}

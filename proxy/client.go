@@ -376,8 +376,10 @@ func (cl *client) Deliver(ch *backend.Chunk) {
 			return
 		}
 		if abort {
-			// The response broke after bytes went out: closing is the
-			// only way to tell the client it is incomplete.
+			// The response broke after bytes went out: send what we
+			// have, then close hard (no lingering half-close) so the
+			// client sees the response is incomplete.
+			c.Flush()
 			c.Close()
 			return
 		}
@@ -393,7 +395,7 @@ func (cl *client) Deliver(ch *backend.Chunk) {
 func (cl *client) writeChunk(ch *backend.Chunk) {
 	c := cl.c
 	if len(ch.Head) > 0 {
-		if ch.MustClose || !cl.reqDone {
+		if ch.MustClose || !cl.reqDone || cl.w.draining {
 			cl.keepAlive = false
 		}
 		c.Write(ch.Head)

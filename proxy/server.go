@@ -154,6 +154,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				err = ErrGraceExpired
+				s.log.Warn("shutdown grace expired; closing remaining connections", "open", open)
 				break wait
 			case <-tick.C:
 			}
