@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -52,6 +54,11 @@ type Config struct {
 	Backlog int
 	// Logger receives rare events (accept failures); nil means slog.Default().
 	Logger *slog.Logger
+	// BlockingWait makes each loop block its own OS thread in epoll_wait
+	// instead of parking in the Go runtime's netpoller. Blocking holds a P
+	// while it waits, which starves other goroutines (upstream owners)
+	// when GOMAXPROCS is small; see wait.
+	BlockingWait bool
 }
 
 const readBufSize = 64 << 10
@@ -81,6 +88,14 @@ type Loop struct {
 	acceptRetry  int64
 	emfileLogged bool
 	done         chan struct{}
+
+	// park mode (see wait): the epoll fd as a pollable file
+	epf        *os.File
+	eprc       syscall.RawConn
+	pollFn     func(uintptr) bool // l.pollOnce, bound once: no allocation per wait
+	pn         int
+	perr       error
+	deadlineAt int64 // read deadline set on epf (0: none)
 }
 
 type loopStats struct {
@@ -201,7 +216,63 @@ func newLoop(id int, cfg Config) (*Loop, error) {
 		l.closeFDs()
 		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
 	}
+	if !cfg.BlockingWait {
+		// An epoll fd is itself pollable: it is readable when it has
+		// ready events. Handing it to the Go netpoller lets the loop
+		// goroutine park like any network goroutine, so the P it runs on
+		// is free for the owners while the loop waits.
+		if err := unix.SetNonblock(epfd, true); err != nil {
+			l.closeFDs()
+			return nil, err
+		}
+		l.epf = os.NewFile(uintptr(epfd), "epoll")
+		rc, err := l.epf.SyscallConn()
+		if err != nil {
+			l.closeFDs()
+			return nil, err
+		}
+		l.eprc = rc
+		l.pollFn = l.pollOnce
+	}
 	return l, nil
+}
+
+// wait returns ready events, waiting at most timeoutMs (-1: no limit).
+func (l *Loop) wait(timeoutMs int) (int, error) {
+	if l.cfg.BlockingWait || timeoutMs == 0 {
+		return unix.EpollWait(l.epfd, l.events, timeoutMs)
+	}
+	if timeoutMs > 0 {
+		now := time.Now().UnixNano()
+		if l.deadlineAt == 0 || l.deadlineAt <= now {
+			d := now + int64(timeoutMs)*1e6
+			l.epf.SetReadDeadline(time.Unix(0, d))
+			l.deadlineAt = d
+		}
+	} else if l.deadlineAt != 0 {
+		l.epf.SetReadDeadline(time.Time{})
+		l.deadlineAt = 0
+	}
+	// Read calls pollFn at once (a non-blocking epoll_wait) and parks in
+	// the netpoller only when it reports nothing ready.
+	err := l.eprc.Read(l.pollFn)
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// deadlineAt stays set (and in the past): the next wait
+			// either moves it or clears it.
+			return 0, nil
+		}
+		return 0, err
+	}
+	return l.pn, l.perr
+}
+
+func (l *Loop) pollOnce(fd uintptr) bool {
+	l.pn, l.perr = unix.EpollWait(int(fd), l.events, 0)
+	if l.perr == unix.EINTR {
+		l.pn, l.perr = 0, nil
+	}
+	return l.pn > 0 || l.perr != nil
 }
 
 func (l *Loop) addListener(fd int) error {
@@ -221,9 +292,13 @@ func (l *Loop) closeFDs() {
 	if l.door.efd > 0 {
 		unix.Close(l.door.efd)
 	}
-	if l.epfd > 0 {
+	if l.epf != nil {
+		l.epf.Close()
+		l.epf = nil
+	} else if l.epfd > 0 {
 		unix.Close(l.epfd)
 	}
+	l.epfd = -1
 }
 
 // CloseListeners stops accepting on this loop. Call on the loop goroutine.
@@ -266,8 +341,10 @@ func (l *Loop) isListener(fd int) bool {
 }
 
 func (l *Loop) run() {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	if l.cfg.BlockingWait {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
 	defer l.closeFDs()
 	for !l.stopped {
 		wait := -1
@@ -277,7 +354,7 @@ func (l *Loop) run() {
 		if l.acceptRetry != 0 && l.acceptRetry <= l.now {
 			wait = 0
 		}
-		n, err := unix.EpollWait(l.epfd, l.events, wait)
+		n, err := l.wait(wait)
 		if err != nil && err != unix.EINTR {
 			l.cfg.Logger.Error("epoll_wait failed; loop stops", "loop", l.id, "err", err)
 			return
@@ -314,6 +391,8 @@ func (l *Loop) run() {
 }
 
 func (l *Loop) runTasks() {
+	var cnt [8]byte
+	unix.Read(l.door.efd, cnt[:])
 	l.door.wakePending.Store(0)
 	// Bounded per turn so socket events are not starved by a flood of tasks.
 	for i := 0; i < 4096; i++ {
