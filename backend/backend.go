@@ -1,12 +1,16 @@
 package backend
 
 import (
+	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/apex-epoll/apex/config"
 	"github.com/apex-epoll/apex/h1parse"
+	"github.com/apex-epoll/apex/loop"
 )
 
 // Backend is a named group of upstream servers, each served by Conns
@@ -15,15 +19,23 @@ import (
 // Invariant: owners is fixed after New; each Owner is driven only by its
 // own goroutine; Submit only touches owners' queues and counters.
 type Backend struct {
-	Name   string
-	owners []*Owner
-	wg     sync.WaitGroup
-	once   sync.Once
+	Name     string
+	LoopMode bool // owner = "loop": upstream connections live on the event loops
+	owners   []*Owner
+	pools    [][]*LoopPool // [loop id][server], loop mode only
+	cfg      *config.Backend
+	lim      h1parse.Limits
+	log      *slog.Logger
+	wg       sync.WaitGroup
+	once     sync.Once
 }
 
 // New builds the owners for cfg; Start launches them.
 func New(cfg *config.Backend, lim h1parse.Limits, log *slog.Logger) *Backend {
-	b := &Backend{Name: cfg.Name}
+	b := &Backend{Name: cfg.Name, LoopMode: cfg.Owner == "loop", cfg: cfg, lim: lim, log: log}
+	if b.LoopMode {
+		return b
+	}
 	for _, s := range cfg.Servers {
 		for i := 0; i < cfg.Conns; i++ {
 			b.owners = append(b.owners, newOwner(OwnerConfig{
@@ -96,4 +108,51 @@ func (b *Backend) Close(grace time.Duration) {
 	case <-done:
 	case <-time.After(time.Second):
 	}
+}
+
+// InitLoops creates, in loop mode, each loop's pool for each server. Call
+// before the loops start. Each loop may hold up to Conns connections per
+// server, and Queue requests per server waiting for one.
+func (b *Backend) InitLoops(loops []*loop.Loop) error {
+	if !b.LoopMode {
+		return nil
+	}
+	b.pools = make([][]*LoopPool, len(loops))
+	for i, l := range loops {
+		for _, s := range b.cfg.Servers {
+			ap, err := resolveAddr(s.Addr)
+			if err != nil {
+				return fmt.Errorf("backend %q: server %s: %w", b.Name, s.Addr, err)
+			}
+			oc := OwnerConfig{
+				Addr:            s.Addr,
+				ConnectTimeout:  b.cfg.ConnectTimeout.D(),
+				ResponseTimeout: b.cfg.ResponseTimeout.D(),
+				IdleTimeout:     b.cfg.IdleTimeout.D(),
+				Limits:          b.lim,
+				Logger:          b.log.With("backend", b.Name, "server", s.Addr, "loop", l.ID()),
+			}
+			b.pools[i] = append(b.pools[i], NewLoopPool(l, ap, oc, b.cfg.Conns, b.cfg.Queue))
+		}
+	}
+	return nil
+}
+
+// Pool returns the pool of loop id for the next request; rr rotates among
+// the servers.
+func (b *Backend) Pool(id, rr int) *LoopPool {
+	ps := b.pools[id]
+	return ps[rr%len(ps)]
+}
+
+func resolveAddr(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	ta, err := net.ResolveTCPAddr("tcp", s)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	ap := ta.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }

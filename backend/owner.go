@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -387,29 +386,8 @@ func (o *Owner) keepOrClose(r *h1parse.Response) {
 	o.reused = true
 }
 
-// appendHead writes the client-facing response head, without the final
-// CRLF: status line, end-to-end fields, and the framing Apex chose.
-// Hop-by-hop fields are dropped (RFC 9110 §7.6.1).
 func (o *Owner) appendHead(dst []byte, r *h1parse.Response, chunkedOut bool) []byte {
-	dst = append(dst, "HTTP/1.1 "...)
-	dst = strconv.AppendInt(dst, int64(r.Status), 10)
-	dst = append(dst, ' ')
-	dst = append(dst, r.Reason...)
-	dst = append(dst, "\r\n"...)
-	for i := range r.Fields {
-		f := &r.Fields[i]
-		if r.IsHopByHop(f.Name) {
-			continue
-		}
-		dst = append(dst, f.Name...)
-		dst = append(dst, ": "...)
-		dst = append(dst, f.Value...)
-		dst = append(dst, "\r\n"...)
-	}
-	if chunkedOut {
-		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
-	}
-	return dst
+	return AppendClientHead(dst, r, chunkedOut)
 }
 
 // next posts ch if it is full and returns a fresh chunk; it returns nil if

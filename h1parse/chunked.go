@@ -72,7 +72,7 @@ func (d *ChunkedDecoder) Done() bool { return d.state == stDone }
 // Trailer returns the validated trailer field lines, raw ("Name: value\r\n"
 // each, without the final blank line), held in a fixed internal array;
 // valid until Reset. Empty when there are no trailers. Meaningful once Done.
-func (d *ChunkedDecoder) Trailer() []byte { return d.trailer[:d.tline] }
+func (d *ChunkedDecoder) Trailer() []byte { return d.trailer[:d.tline:d.tline] }
 
 // Decode consumes framing and data from in. It returns how many bytes of in
 // it consumed, and data, a sub-slice of in holding chunk payload bytes found
@@ -111,7 +111,7 @@ func (d *ChunkedDecoder) Decode(in []byte) (consumed int, data []byte, err error
 				d.state = stDataCR
 			}
 			d.n -= int64(k)
-			data = in[i : i+k]
+			data = in[i : i+k : i+k] // capped: appending to data cannot clobber in
 			i += k
 			continue
 		}

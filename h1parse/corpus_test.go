@@ -1,9 +1,6 @@
 package h1parse
 
-import (
-	"strings"
-	"testing"
-)
+import "strings"
 
 // Shared test corpora: the policy tables, the hostile corpus, and chunked
 // bodies. They drive the table tests, the split-equivalence tests and the
@@ -14,7 +11,6 @@ type reqCase struct {
 	in     string
 	status int // 0: success; -1: ErrNeedMore; else the *Error Status
 	lim    *Limits
-	check  func(t *testing.T, r *Request)
 }
 
 type respCase struct {
@@ -22,7 +18,6 @@ type respCase struct {
 	in     string
 	status int // 0: success; -1: ErrNeedMore; else 502
 	lim    *Limits
-	check  func(t *testing.T, r *Response)
 }
 
 type chunkCase struct {
@@ -70,8 +65,8 @@ func manyConnOptions(n int) string {
 }
 
 // policyRequests covers every refusal of the Policy section of the contract
-// plus the valid cases it names. Checks of valid cases live in
-// TestRequestPolicy.
+// plus the valid cases it names. Field-level checks of valid cases are in
+// reqChecks.
 var policyRequests = []reqCase{
 	// --- valid ---
 	{name: "get with query", in: "GET /search?q=a+b&x=%20 HTTP/1.1\r\nHost: example.com\r\n\r\n"},
@@ -99,6 +94,7 @@ var policyRequests = []reqCase{
 	{name: "connection custom hop-by-hop", in: get("Connection: X-Secret, keep-alive\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nConnection: x-other\r\n")},
 	{name: "connection 16 options", in: get(manyConnOptions(16))},
 	{name: "upgrade", in: get("Connection: Upgrade\r\nUpgrade: websocket\r\n")},
+	{name: "http/1.0 expect and upgrade ignored", in: "POST / HTTP/1.0\r\nExpect: 100-continue\r\nUpgrade: websocket\r\nContent-Length: 1\r\n\r\n"},
 	{name: "obs-text in value", in: get("X-Name: caf\xc3\xa9 \xff\x80\r\n")},
 	{name: "leading crlf", in: "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"},
 	{name: "two leading crlf", in: "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"},
@@ -163,6 +159,9 @@ var policyRequests = []reqCase{
 	{name: "host only port", in: "GET / HTTP/1.1\r\nHost: :80\r\n\r\n", status: 400},
 	{name: "host unclosed bracket", in: "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", status: 400},
 	{name: "host empty brackets", in: "GET / HTTP/1.1\r\nHost: []\r\n\r\n", status: 400},
+	{name: "host bad ipv6", in: "GET / HTTP/1.1\r\nHost: [0000000]\r\n\r\n", status: 400},
+	{name: "host ipv6 zone", in: "GET / HTTP/1.1\r\nHost: [fe80::1%25eth0]:80\r\n\r\n", status: 400},
+	{name: "connect bad ipv6", in: "CONNECT [1:2]:443 HTTP/1.1\r\nHost: a\r\n\r\n", status: 400},
 	{name: "host bad pct", in: "GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", status: 400},
 
 	// --- 400: field syntax ---
@@ -318,6 +317,7 @@ var hostileRequests = []reqCase{
 	{name: "pipelined smuggle text", in: get("Content-Length: 0\r\n") + "GET /admin HTTP/1.1\r\nHost: a\r\n\r\n"},
 	{name: "http/1.1 in target", in: "GET / HTTP/1.1 HTTP/1.1\r\nHost: a\r\n\r\n", status: 400},
 	{name: "h2c preface", in: "PRI * HTTP/2.0\r\n\r\n", status: 505},
+	{name: "connection nominates framing", in: post("Connection: Content-Length, Host, X-Forwarded-For\r\nContent-Length: 5\r\n") + "GET /"},
 }
 
 var policyResponses = []respCase{

@@ -17,7 +17,17 @@ func (e *Error) Error() string {
 	return "h1parse: " + strconv.Itoa(e.Status) + " " + e.Reason
 }
 
+// Is makes errors.Is match errors by Reason, so the 502 error Response.Parse
+// returns for, say, a Content-Length with Transfer-Encoding matches
+// ErrCLWithTE.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Reason == e.Reason
+}
+
 // ErrNeedMore: the head (or chunk framing) is incomplete; feed more bytes.
+// ChunkedDecoder.Decode keeps partial framing itself and returns ErrNeedMore
+// only when called with empty input before the body is done.
 var ErrNeedMore = errors.New("h1parse: need more data")
 
 // errCode is the internal identity of a failure. Request and Response map it
@@ -77,9 +87,10 @@ const (
 	numCodes
 )
 
-// Request-side errors (the Status is what a server answers). Response.Parse
-// returns errors with the same Reason but Status 502; ChunkedDecoder returns
-// the chunk errors below with Status 400 for both directions.
+// The errors Parse and Decode return. The Status is what a server answers a
+// client; Response.Parse returns twins of these with the same Reason and
+// Status 502 (errors.Is matches them, see Error.Is). ChunkedDecoder returns
+// the chunk errors with Status 400 in both directions.
 var (
 	ErrLineEnding         = &Error{400, "line not terminated by CRLF (bare CR or LF)"}
 	ErrRequestLine        = &Error{400, "malformed request line"}
@@ -87,7 +98,7 @@ var (
 	ErrVersionUnsupported = &Error{505, "unsupported HTTP version"}
 	ErrMethod             = &Error{400, "invalid method"}
 	ErrTarget             = &Error{400, "invalid request target"}
-	ErrStatusLine         = &Error{502, "malformed status line"}
+	ErrStatusLine         = &Error{502, "malformed status line"} // responses only
 
 	ErrFieldName        = &Error{400, "invalid field name"}
 	ErrNoColon          = &Error{400, "field line without colon"}
@@ -95,18 +106,18 @@ var (
 	ErrObsFold          = &Error{400, "obsolete line folding"}
 	ErrFieldValue       = &Error{400, "invalid character in field value"}
 
-	ErrNoHost            = &Error{400, "missing host"}
-	ErrDupHost           = &Error{400, "multiple host fields"}
-	ErrBadHost           = &Error{400, "invalid host"}
-	ErrCLWithTE          = &Error{400, "content-length with transfer-encoding"}
-	ErrDupCL             = &Error{400, "multiple content-length fields"}
-	ErrBadCL             = &Error{400, "invalid content-length"}
-	ErrTEInHTTP10        = &Error{400, "transfer-encoding in HTTP/1.0"}
-	ErrChunkedTwice      = &Error{400, "chunked applied more than once"}
-	ErrChunkedNotFinal   = &Error{400, "chunked is not the final transfer coding"}
-	ErrBadTE             = &Error{400, "invalid transfer-encoding"}
-	ErrUnsupportedTE     = &Error{501, "unsupported transfer coding"}
-	ErrTooManyConnOption = &Error{400, "too many connection options"}
+	ErrNoHost             = &Error{400, "missing host"}
+	ErrDupHost            = &Error{400, "multiple host fields"}
+	ErrBadHost            = &Error{400, "invalid host"}
+	ErrCLWithTE           = &Error{400, "content-length with transfer-encoding"}
+	ErrDupCL              = &Error{400, "multiple content-length fields"}
+	ErrBadCL              = &Error{400, "invalid content-length"}
+	ErrTEInHTTP10         = &Error{400, "transfer-encoding in HTTP/1.0"}
+	ErrChunkedTwice       = &Error{400, "chunked applied more than once"}
+	ErrChunkedNotFinal    = &Error{400, "chunked is not the final transfer coding"}
+	ErrBadTE              = &Error{400, "invalid transfer-encoding"}
+	ErrUnsupportedTE      = &Error{501, "unsupported transfer coding"}
+	ErrTooManyConnOptions = &Error{400, "too many connection options"}
 
 	ErrLineTooLong   = &Error{414, "request line too long"}
 	ErrHeadTooLarge  = &Error{431, "header section too large"}
@@ -148,7 +159,7 @@ var (
 		eChunkedNotFinal:    ErrChunkedNotFinal,
 		eBadTE:              ErrBadTE,
 		eUnsupportedTE:      ErrUnsupportedTE,
-		eTooManyConnOptions: ErrTooManyConnOption,
+		eTooManyConnOptions: ErrTooManyConnOptions,
 		eLineTooLong:        ErrLineTooLong,
 		eHeadTooLarge:       ErrHeadTooLarge,
 		eTooManyFields:      ErrTooManyFields,

@@ -277,8 +277,10 @@ func (h *headState) fieldLines(buf []byte, fs *[]Field, l limits, req bool) errC
 			return eTooManyFields
 		}
 		*fs = appendField(*fs, name, value)
-		if c := h.field(name, value, req); c != eNone {
-			return c
+		if len(name) < 64 && specialLens&(1<<len(name)) != 0 {
+			if c := h.field(name, value, req); c != eNone {
+				return c
+			}
 		}
 	}
 }
@@ -387,6 +389,11 @@ func validValue(v []byte) bool {
 		}
 	}
 }
+
+// specialLens has bit n set when some field that field handles has a name
+// of length n, so most fields skip the call.
+const specialLens = 1<<len("host") | 1<<len("expect") | 1<<len("upgrade") |
+	1<<len("connection") | 1<<len("content-length") | 1<<len("transfer-encoding")
 
 // field applies the semantics of the fields that decide framing and
 // connection handling. It runs once per field line, in order.
@@ -526,8 +533,22 @@ func (h *headState) connection(v []byte) errCode {
 }
 
 // isHopByHop implements Request/Response.IsHopByHop (RFC 9110 §7.6.1).
+//
+// Content-Length and Host are never hop-by-hop, even when a Connection
+// field names them: a sender must not nominate fields meant for all
+// recipients (§7.6.1), and honouring it would let a client strip the framing
+// or the authority of the message a proxy forwards ("Connection:
+// Content-Length" turns the body into a smuggled request).
 func (h *headState) isHopByHop(name []byte) bool {
 	switch len(name) {
+	case 4:
+		if EqualFold(name, "host") {
+			return false
+		}
+	case 14:
+		if EqualFold(name, "content-length") {
+			return false
+		}
 	case 2:
 		if EqualFold(name, "te") {
 			return true
@@ -574,20 +595,16 @@ func parseVersion(v []byte) (int, errCode) {
 }
 
 // validHostPort checks uri-host [ ":" port ] (RFC 3986 §3.2.2, §3.2.3):
-// a reg-name (which covers IPv4) or a bracketed IP-literal, then an optional
+// a reg-name (which covers IPv4) or a bracketed IPv6address / IPvFuture
+// (zone identifiers are not part of http URIs), then an optional
 // port of at most 5 digits (required, and non-empty, when needPort). The
 // host part must not be empty. Userinfo ('@') is rejected (RFC 9110 §4.2.4).
 func validHostPort(h []byte, needPort bool) bool {
 	i := 0
 	if len(h) > 0 && h[0] == '[' {
 		j := bytes.IndexByte(h, ']')
-		if j < 2 {
+		if j < 0 || !validIPLiteral(h[1:j]) {
 			return false
-		}
-		for _, c := range h[1:j] {
-			if class[c]&cHost == 0 && c != ':' {
-				return false
-			}
 		}
 		i = j + 1
 	} else {
@@ -623,4 +640,94 @@ func validHostPort(h []byte, needPort bool) bool {
 		}
 	}
 	return true
+}
+
+// validIPLiteral checks the inside of "[...]": IPv6address or IPvFuture
+// (RFC 3986 §3.2.2).
+func validIPLiteral(s []byte) bool {
+	if len(s) > 0 && (s[0] == 'v' || s[0] == 'V') {
+		i := 1
+		for i < len(s) && class[s[i]]&cHex != 0 {
+			i++
+		}
+		if i == 1 || i+1 >= len(s) || s[i] != '.' {
+			return false
+		}
+		for _, c := range s[i+1:] {
+			if class[c]&cHost == 0 && c != ':' {
+				return false
+			}
+		}
+		return true
+	}
+	return validIPv6(s)
+}
+
+// validIPv6 checks RFC 4291 §2.2 text form: eight groups of 1-4 hex
+// digits, at most one "::" standing for one or more zero groups, and
+// optionally a dotted-quad IPv4 in place of the last two groups.
+func validIPv6(s []byte) bool {
+	groups, double, i := 0, false, 0
+	if len(s) >= 2 && s[0] == ':' && s[1] == ':' {
+		double, i = true, 2
+	}
+	for i < len(s) {
+		j := i
+		for j < len(s) && j-i < 5 && class[s[j]]&cHex != 0 {
+			j++
+		}
+		if j < len(s) && s[j] == '.' {
+			if !validIPv4(s[i:]) {
+				return false
+			}
+			groups += 2
+			break
+		}
+		if n := j - i; n == 0 || n > 4 {
+			return false
+		}
+		groups++
+		if j == len(s) {
+			break
+		}
+		if s[j] != ':' || j+1 == len(s) {
+			return false
+		}
+		j++
+		if s[j] == ':' {
+			if double {
+				return false
+			}
+			double = true
+			j++
+		}
+		i = j
+	}
+	if double {
+		return groups < 8
+	}
+	return groups == 8
+}
+
+// validIPv4 checks dotted-decimal with dec-octets 0-255 without leading
+// zeros (RFC 3986 §3.2.2).
+func validIPv4(s []byte) bool {
+	for part := 0; part < 4; part++ {
+		n, v := 0, 0
+		for n < len(s) && n < 4 && class[s[n]]&cDigit != 0 {
+			v = v*10 + int(s[n]-'0')
+			n++
+		}
+		if n == 0 || n > 3 || v > 255 || (n > 1 && s[0] == '0') {
+			return false
+		}
+		s = s[n:]
+		if part < 3 {
+			if len(s) == 0 || s[0] != '.' {
+				return false
+			}
+			s = s[1:]
+		}
+	}
+	return len(s) == 0
 }

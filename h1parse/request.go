@@ -6,7 +6,9 @@ import (
 )
 
 // Request is a parsed request head. All []byte fields are sub-slices of the
-// buffer passed to the last Parse call.
+// buffer passed to the last Parse call. For an absolute-form target the
+// authority in Target, not Host, names the origin (RFC 9112 §3.2.2); see
+// Authority.
 type Request struct {
 	Method        []byte
 	Target        []byte
@@ -16,8 +18,8 @@ type Request struct {
 	ContentLength int64   // -1 when absent
 	Chunked       bool    // Transfer-Encoding: chunked (final coding)
 	Close         bool    // "Connection: close" present, or HTTP/1.0 without "Connection: keep-alive"
-	Expect100     bool    // "Expect: 100-continue" (case-insensitive)
-	Upgrade       bool    // Upgrade header present (proxy may refuse / strip)
+	Expect100     bool    // "Expect: 100-continue" (case-insensitive); false for HTTP/1.0 (RFC 9110 §10.1.1)
+	Upgrade       bool    // Upgrade header present (proxy may refuse / strip); false for HTTP/1.0 (RFC 9110 §7.8)
 	HeadLen       int     // on success: number of bytes of buf forming the head (through the blank line)
 
 	h headState
@@ -231,14 +233,42 @@ func (r *Request) finish() errCode {
 	}
 	r.Host = h.host
 	r.Close = h.close || (r.Minor == 0 && !h.keepAlive)
-	r.Expect100 = h.expect100
-	r.Upgrade = h.upgrade
+	// RFC 9110 §10.1.1 and §7.8: a server MUST ignore a 100-continue
+	// expectation and an Upgrade field received in an HTTP/1.0 request.
+	r.Expect100 = h.expect100 && r.Minor == 1
+	r.Upgrade = h.upgrade && r.Minor == 1
 	return eNone
+}
+
+// Authority returns the authority the request is for: the authority
+// component of an absolute-form target (RFC 9112 §3.2.2 says to ignore Host
+// then), the target itself for CONNECT, and otherwise the Host value (nil
+// for HTTP/1.0 without Host). Valid after a successful Parse.
+func (r *Request) Authority() []byte {
+	t := r.Target
+	if string(r.Method) == "CONNECT" {
+		return t
+	}
+	if len(t) == 0 || t[0] == '/' || t[0] == '*' {
+		return r.Host
+	}
+	if i := bytes.Index(t, []byte("://")); i >= 0 {
+		t = t[i+3:]
+		for j, c := range t {
+			if c == '/' || c == '?' {
+				return t[:j]
+			}
+		}
+		return t
+	}
+	return r.Host
 }
 
 // IsHopByHop reports whether a field of this request must not be forwarded:
 // Connection, Keep-Alive, Proxy-Connection, TE, Transfer-Encoding, Upgrade,
-// and every option listed in a Connection field (RFC 9110 §7.6.1).
+// and every option listed in a Connection field (RFC 9110 §7.6.1), except
+// Content-Length and Host, which stay end-to-end even when listed so that a
+// client cannot strip the framing or authority of the forwarded message.
 // Trailer and Proxy-Authorization are end-to-end. Case-insensitive, no
 // allocation. Valid after a successful Parse.
 func (r *Request) IsHopByHop(name []byte) bool {

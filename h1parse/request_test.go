@@ -2,6 +2,7 @@ package h1parse
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 )
 
@@ -83,6 +84,11 @@ var reqChecks = map[string]func(t *testing.T, r *Request){
 		expect(t, r.IsHopByHop([]byte("x-optp")), true)
 		expect(t, r.IsHopByHop([]byte("x-optq")), false)
 	},
+	"http/1.0 expect and upgrade ignored": func(t *testing.T, r *Request) {
+		expect(t, r.Expect100, false)
+		expect(t, r.Upgrade, false)
+		expect(t, r.IsHopByHop([]byte("Upgrade")), true)
+	},
 	"upgrade": func(t *testing.T, r *Request) {
 		expect(t, r.Upgrade, true)
 		expect(t, r.IsHopByHop([]byte("upgrade")), true)
@@ -116,6 +122,12 @@ var reqChecks = map[string]func(t *testing.T, r *Request){
 	"pipelined smuggle text": func(t *testing.T, r *Request) {
 		expect(t, r.HeadLen, len(get("Content-Length: 0\r\n")))
 		expect(t, r.ContentLength, int64(0))
+	},
+	"connection nominates framing": func(t *testing.T, r *Request) {
+		expect(t, r.IsHopByHop([]byte("content-length")), false)
+		expect(t, r.IsHopByHop([]byte("HOST")), false)
+		expect(t, r.IsHopByHop([]byte("X-Forwarded-For")), true)
+		expect(t, r.ContentLength, int64(5))
 	},
 	"TE underscore name": func(t *testing.T, r *Request) { expect(t, r.Chunked, false) },
 	"TE leading sp ok":   func(t *testing.T, r *Request) { expect(t, r.Chunked, true) },
@@ -321,4 +333,53 @@ func TestEqualFold(t *testing.T) {
 func TestBodyKindString(t *testing.T) {
 	expect(t, BodyUntilClose.String(), "until-close")
 	expect(t, BodyKind(9).String(), "invalid")
+}
+
+func TestAuthority(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"GET / HTTP/1.1\r\nHost: a.example:80\r\n\r\n", "a.example:80"},
+		{"GET http://b.example:8080/x?y HTTP/1.1\r\nHost: a\r\n\r\n", "b.example:8080"},
+		{"GET https://c.example?q HTTP/1.1\r\nHost: a\r\n\r\n", "c.example"},
+		{"GET http://d.example HTTP/1.1\r\nHost: a\r\n\r\n", "d.example"},
+		{"CONNECT e.example:443 HTTP/1.1\r\nHost: e.example:443\r\n\r\n", "e.example:443"},
+		{"OPTIONS * HTTP/1.1\r\nHost: f\r\n\r\n", "f"},
+		{"GET / HTTP/1.0\r\n\r\n", ""},
+	} {
+		var r Request
+		if err := r.Parse([]byte(tc.in), nil); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, string(r.Authority()), tc.want)
+	}
+	var r Request
+	if a := testing.AllocsPerRun(100, func() { _ = r.Authority() }); a != 0 {
+		t.Fatalf("%v allocs", a)
+	}
+}
+
+func TestErrorIs(t *testing.T) {
+	var r Response
+	err := r.Parse([]byte("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"), nil)
+	if !errors.Is(err, ErrCLWithTE) || errors.Is(err, ErrDupCL) || statusOf(err) != 502 {
+		t.Fatalf("%v", err)
+	}
+	if errors.Is(ErrNeedMore, ErrCLWithTE) || errors.Is(ErrCLWithTE, ErrNeedMore) {
+		t.Fatal("ErrNeedMore matches *Error")
+	}
+}
+
+func TestValidIPLiteral(t *testing.T) {
+	for s, want := range map[string]bool{
+		"::": true, "::1": true, "1::": true, "2001:db8::1": true, "1:2:3:4:5:6:7:8": true,
+		"1:2:3:4:5:6:7::": true, "::ffff:192.0.2.1": true, "1:2:3:4:5:6:1.2.3.4": true,
+		"fe80::1:2": true, "v1.x": true, "V1f.a:b!": true, "ABCD:ef01::": true,
+		"": false, ":": false, ":1": false, "1:": false, "1:::2": false, "1::2::3": false,
+		"1:2:3:4:5:6:7": false, "1:2:3:4:5:6:7:8:9": false, "12345::": false, "0000000": false,
+		"1:2:3:4:5:6:7:1.2.3.4": false, "::1.2.3": false, "::1.2.3.256": false, "::01.2.3.4": false,
+		"::1.2.3.4:5": false, "fe80::1%eth0": false, "g::": false, "v.x": false, "v1.": false, "v1x": false,
+	} {
+		if got := validIPLiteral([]byte(s)); got != want {
+			t.Errorf("validIPLiteral(%q) = %v", s, got)
+		}
+	}
 }

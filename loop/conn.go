@@ -17,6 +17,7 @@ import (
 type Conn struct {
 	fd   int
 	loop *Loop
+	h    Handler
 
 	in     []byte // unconsumed input, pooled; nil when empty
 	out    []byte // pending output, pooled; nil when empty
@@ -31,6 +32,7 @@ type Conn struct {
 	closeOnDone bool // close once out is written
 	lingering   bool // write side shut; discarding input until EOF or deadline
 	scheduled   bool // on the loop's ready list
+	connecting  bool // a Dial not yet completed: output is held
 	wantDrain   bool // OutFull said true: call Drained once output is empty
 
 	// timer wheel links (see timer.go)
@@ -52,6 +54,9 @@ func (c *Conn) Loop() *Loop { return c.loop }
 
 // RemoteAddr is the peer's address.
 func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
+
+// Connecting reports whether a Dial is still in progress.
+func (c *Conn) Connecting() bool { return c.connecting }
 
 // Closed reports whether c has been closed.
 func (c *Conn) Closed() bool { return c.fd < 0 }
@@ -151,7 +156,7 @@ func (c *Conn) WriteString(s string) {
 // Flush writes pending output now. Output left over (the kernel's buffer is
 // full) is sent when the socket becomes writable; Drained follows.
 func (c *Conn) Flush() {
-	if c.fd < 0 || c.waitOut {
+	if c.fd < 0 || c.waitOut || c.connecting {
 		return
 	}
 	for c.outOff < len(c.out) {

@@ -86,6 +86,7 @@ type Loop struct {
 	stopped bool
 	// acceptRetry is when to try accepting again after EMFILE/ENFILE (0: not paused).
 	acceptRetry  int64
+	dialed       uint64
 	emfileLogged bool
 	done         chan struct{}
 
@@ -413,7 +414,7 @@ func (l *Loop) fireTimeout(c *Conn) {
 		l.closeConn(c, nil)
 		return
 	}
-	l.h.Timeout(c)
+	c.h.Timeout(c)
 }
 
 func (l *Loop) accept(lfd int) {
@@ -445,7 +446,7 @@ func (l *Loop) accept(lfd int) {
 		}
 		l.emfileLogged = false
 		unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		c := &Conn{fd: nfd, loop: l, slot: -1, remote: sockaddrToAddrPort(sa)}
+		c := &Conn{fd: nfd, loop: l, h: l.h, slot: -1, remote: sockaddrToAddrPort(sa)}
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(nfd)}
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, nfd, &ev); err != nil {
 			unix.Close(nfd)
@@ -458,7 +459,7 @@ func (l *Loop) accept(lfd int) {
 		l.nconns.Add(1)
 		l.stats.accepted++
 		c.readable = true // edge-triggered: bytes may already be waiting
-		l.h.Opened(c)
+		c.h.Opened(c)
 		if c.fd >= 0 {
 			l.schedule(c)
 		}
@@ -485,6 +486,13 @@ func (l *Loop) connEvent(c *Conn, ev uint32) {
 	}
 	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
 		c.rdhup = true
+	}
+	if c.connecting {
+		if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+			return
+		}
+		l.connected(c)
+		return
 	}
 	if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 && c.waitOut {
 		c.waitOut = false
@@ -577,7 +585,7 @@ func (l *Loop) service(c *Conn) {
 	}
 	if c.rdEOF && !c.eofReported && len(c.in) == 0 && !c.readPaused {
 		c.eofReported = true
-		l.h.ReadClosed(c)
+		c.h.ReadClosed(c)
 		if c.fd < 0 {
 			return
 		}
@@ -593,13 +601,13 @@ func (l *Loop) service(c *Conn) {
 func (l *Loop) afterFlush(c *Conn) {
 	if c.fd >= 0 && c.wantDrain && c.OutLen() == 0 && !c.lingering {
 		c.wantDrain = false
-		l.h.Drained(c)
+		c.h.Drained(c)
 	}
 }
 
 // deliver passes in to the handler and keeps what it did not consume.
 func (l *Loop) deliver(c *Conn, in []byte) {
-	n := l.h.Data(c, in)
+	n := c.h.Data(c, in)
 	if c.fd < 0 || c.lingering {
 		return
 	}
@@ -660,7 +668,7 @@ func (l *Loop) closeConn(c *Conn, err error) {
 	if errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EPIPE) {
 		err = ErrReset
 	}
-	l.h.Closed(c, err)
+	c.h.Closed(c, err)
 }
 
 // ErrReset reports a connection reset or broken pipe from the peer.
@@ -668,3 +676,62 @@ var ErrReset = errors.New("connection reset by peer")
 
 // PeerClosed reports whether the peer has shut its write side.
 func (c *Conn) PeerClosed() bool { return c.rdEOF }
+
+// Dial opens a non-blocking TCP connection to addr owned by this loop, with
+// h as its handler: h.Opened is called once it is connected (bytes written
+// before that are held and sent then), h.Closed if it fails. Call on the
+// loop goroutine.
+func (l *Loop) Dial(addr netip.AddrPort, h Handler) (*Conn, error) {
+	family := unix.AF_INET
+	var sa unix.Sockaddr
+	if addr.Addr().Is4() {
+		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().As4()}
+	} else {
+		family = unix.AF_INET6
+		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: addr.Addr().As16()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return nil, err
+	}
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	err = unix.Connect(fd, sa)
+	if err != nil && err != unix.EINPROGRESS {
+		unix.Close(fd)
+		return nil, err
+	}
+	c := &Conn{fd: fd, loop: l, h: h, slot: -1, remote: addr, connecting: true}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	for fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*Conn, len(l.conns)+64)...)
+	}
+	l.conns[fd] = c
+	l.nconns.Add(1)
+	l.dialed++
+	return c, nil
+}
+
+// connected finishes a non-blocking connect.
+func (l *Loop) connected(c *Conn) {
+	soerr, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err == nil && soerr != 0 {
+		err = unix.Errno(soerr)
+	}
+	if err != nil {
+		l.closeConn(c, err)
+		return
+	}
+	c.connecting = false
+	c.readable = true
+	c.h.Opened(c)
+	if c.fd >= 0 {
+		l.schedule(c)
+	}
+}
+
+// Dialed counts connections this loop has dialed (for tests and metrics).
+func (l *Loop) Dialed() uint64 { return l.dialed }

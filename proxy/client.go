@@ -38,6 +38,13 @@ type client struct {
 	headSent  bool // response bytes have been written to the client
 	abortBody bool // the client failed mid-body; the owner still has to be told
 	held      *backend.Chunk
+	// loop mode (owner = "loop"): the upstream connection is on this loop
+	loopMode  bool
+	uc        *backend.UpConn // assigned upstream connection, nil while queued
+	queued    bool            // waiting in a pool's queue for a connection
+	upHead    []byte          // the upstream request (head and inline body)
+	streaming bool            // the request body is streamed after upHead
+
 	// pendingStatus is Apex's own answer decided while the owner still had
 	// the exchange (a broken or oversized request body); it replaces the
 	// owner's result.
@@ -58,7 +65,7 @@ func (w *worker) Opened(c *loop.Conn) {
 	c.Ctx = cl
 	cl.state = stIdle
 	c.SetTimeout(w.idleTimeout())
-	w.conns++
+	w.conns.Add(1)
 }
 
 // Data implements loop.Handler.
@@ -73,6 +80,9 @@ func (w *worker) Data(c *loop.Conn, in []byte) int {
 	case stHead:
 		return cl.readHead(in)
 	case stBody:
+		if cl.loopMode {
+			return cl.feedBodyLoop(in)
+		}
 		return cl.feedBody(in)
 	}
 	// stWait / stDone: not reading; keep the bytes (a pipelined request).
@@ -114,6 +124,7 @@ func (cl *client) startRequest(head, rest []byte) int {
 	r := &cl.req
 	w.stats.requests++
 	cl.reqDone, cl.headSent, cl.abortBody, cl.pendingStatus = false, false, false, 0
+	cl.loopMode = false
 	cl.keepAlive = !r.Close && !w.draining
 	if cl.c.PeerClosed() {
 		cl.keepAlive = false
@@ -151,6 +162,9 @@ func (cl *client) startRequest(head, rest []byte) int {
 		return 0
 	}
 
+	if rt.backend.LoopMode {
+		return cl.startLoopExchange(rt, host, rest)
+	}
 	ex := backend.NewExchange()
 	ex.Loop = cl.c.Loop()
 	ex.Sink = cl
@@ -459,6 +473,10 @@ func (cl *client) finishResponse(bool) {
 // Drained implements loop.Handler: the client caught up.
 func (w *worker) Drained(c *loop.Conn) {
 	cl := c.Ctx.(*client)
+	if cl.uc != nil {
+		cl.uc.Resume()
+		return
+	}
 	if ch := cl.held; ch != nil {
 		cl.held = nil
 		ch.Release()
@@ -507,10 +525,25 @@ func (w *worker) ReadClosed(c *loop.Conn) {
 // Closed implements loop.Handler.
 func (w *worker) Closed(c *loop.Conn, err error) {
 	cl := c.Ctx.(*client)
-	w.conns--
+	w.conns.Add(-1)
 	if h := cl.held; h != nil {
 		cl.held = nil
 		h.Release()
+	}
+	if cl.loopMode {
+		if cl.uc != nil {
+			cl.uc.Abandon()
+			cl.uc = nil
+			w.inflight--
+		}
+		if cl.queued {
+			// The pool's queue still holds cl; it skips it (Gone) and
+			// cl must not be reused meanwhile, so it is left to the GC.
+			w.inflight--
+			return
+		}
+		w.putClient(cl)
+		return
 	}
 	if cl.ex == nil {
 		w.putClient(cl)

@@ -48,9 +48,29 @@ func startProxy(t *testing.T, serverExtra, body string) (*Server, string) {
 	return s, s.Addrs()[0].String()
 }
 
+// ownerMode is the backend owner every test backend uses; TestMain runs
+// the whole suite once per mode, so both owners pass the same tests.
+var ownerMode = "goroutine"
+
+func TestMain(m *testing.M) {
+	code := 0
+	for _, mode := range []string{"goroutine", "loop"} {
+		ownerMode = mode
+		fmt.Fprintf(os.Stderr, "=== proxy tests with owner = %q\n", mode)
+		if c := m.Run(); c != 0 {
+			fmt.Fprintf(os.Stderr, "=== FAILED with owner = %q\n", mode)
+			code = c
+		}
+	}
+	os.Exit(code)
+}
+
+// ownerLine is the owner setting for a test [[backend]].
+func ownerLine() string { return fmt.Sprintf("owner = %q\n", ownerMode) }
+
 // backendTOML is a one-backend, one-route configuration.
 func backendTOML(addr string, extra string) string {
-	return fmt.Sprintf("[[backend]]\nname = \"app\"\nservers = [%q]\n%s\n[[route]]\nbackend = \"app\"\n", addr, extra)
+	return fmt.Sprintf("[[backend]]\nname = \"app\"\nservers = [%q]\n%s%s\n[[route]]\nbackend = \"app\"\n", addr, ownerLine(), extra)
 }
 
 // countingBackend is a real net/http server that counts requests.

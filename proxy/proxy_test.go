@@ -64,9 +64,14 @@ func TestForwardsAndRewritesHeaders(t *testing.T) {
 	if resp.Header.Get("X-End") != "kept" {
 		t.Error("response end-to-end field lost")
 	}
+	// A client naming X-Forwarded-For in Connection cannot hide itself.
+	resp, _ = roundTrip(t, c, br, "GET /x HTTP/1.1\r\nHost: x\r\nConnection: X-Forwarded-For\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n", "GET")
+	if v := got.Get("X-Forwarded-For"); resp.StatusCode != 200 || v != "127.0.0.1" {
+		t.Fatalf("XFF named in Connection: upstream saw %q", v)
+	}
 	// Keep-alive: a second request on the same connection works.
 	resp, body = roundTrip(t, c, br, "GET /again HTTP/1.1\r\nHost: x\r\n\r\n", "GET")
-	if resp.StatusCode != 200 || body != "hello" || be.hits.Load() != 2 {
+	if resp.StatusCode != 200 || body != "hello" || be.hits.Load() != 3 {
 		t.Fatalf("second request: %d %q hits %d", resp.StatusCode, body, be.hits.Load())
 	}
 }
@@ -80,13 +85,13 @@ func TestRoutingHostAndPrefix(t *testing.T) {
 [[backend]]
 name = "a"
 servers = [%q]
-[[backend]]
+%s[[backend]]
 name = "b"
 servers = [%q]
-[[backend]]
+%s[[backend]]
 name = "d"
 servers = [%q]
-[[route]]
+%s[[route]]
 host = "api.test"
 path_prefix = "/v2/"
 backend = "b"
@@ -100,7 +105,7 @@ body = "fixed"
 [[route]]
 path_prefix = "/public/"
 backend = "d"
-`, a.addr(), b.addr(), d.addr())
+`, a.addr(), ownerLine(), b.addr(), ownerLine(), d.addr(), ownerLine())
 	_, addr := startProxy(t, "", cfg)
 	cases := []struct{ target, host, want string }{
 		{"/v2/x", "API.test", "b"},

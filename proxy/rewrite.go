@@ -14,9 +14,12 @@ func (cl *client) appendUpstreamHead(dst []byte, rt *route, host []byte) []byte 
 	dst = append(dst, ' ')
 	dst = append(dst, r.Target...)
 	dst = append(dst, " HTTP/1.1\r\n"...)
+	// The client address goes onto the last X-Forwarded-For that is
+	// forwarded. A client naming X-Forwarded-For in Connection has its
+	// own dropped, and still gets ours (CVE-2022-31813 was the opposite).
 	lastXFF := -1
 	for i := range r.Fields {
-		if h1parse.EqualFold(r.Fields[i].Name, "x-forwarded-for") {
+		if h1parse.EqualFold(r.Fields[i].Name, "x-forwarded-for") && !r.IsHopByHop(r.Fields[i].Name) {
 			lastXFF = i
 		}
 	}

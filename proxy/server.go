@@ -13,7 +13,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -50,9 +49,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	byName := map[string]*backend.Backend{}
 	for i := range cfg.Backends {
 		bc := &cfg.Backends[i]
-		if bc.Owner == "loop" {
-			return nil, fmt.Errorf("%s: backend %q: owner = \"loop\" is not implemented yet; use \"goroutine\"", cfg.Source, bc.Name)
-		}
 		// Upstream responses may carry larger heads than we accept from
 		// clients (cookies); allow the largest the parser supports.
 		b := backend.New(bc, h1parse.Limits{MaxRequestLine: 8192, MaxHeaderBytes: 32 << 10, MaxFields: 256}, log)
@@ -81,6 +77,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.group = g
+	for _, b := range s.backends {
+		if err := b.InitLoops(g.Loops); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -146,7 +147,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for {
 			open := 0
 			for _, w := range s.workers {
-				open += int(w.loop.Conns())
+				open += int(w.conns.Load())
 			}
 			if open == 0 {
 				break

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/apex-epoll/apex/h1parse"
@@ -29,10 +30,11 @@ type worker struct {
 	cfg      workerConfig
 	routes   *routes
 	draining bool
-	conns    int
+	conns    atomic.Int64 // open client connections; read by Shutdown from another goroutine
 	inflight int
 	rr       int
 	free     []*client
+	scratch  []byte // chunk framing being written
 	stats    workerStats
 }
 

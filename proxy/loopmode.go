@@ -1,0 +1,228 @@
+package proxy
+
+import (
+	"github.com/apex-epoll/apex/backend"
+	"github.com/apex-epoll/apex/h1parse"
+)
+
+// This file is the client's side of loop-owned exchanges (owner =
+// "loop"): the upstream connection lives on the same loop as the client,
+// so request and response bytes move between the two sockets inside one
+// loop turn, with no goroutine hop.
+
+// startLoopExchange sends the request to a loop-owned upstream connection;
+// it returns how many bytes of rest (after the head) it consumed.
+func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
+	w := cl.w
+	r := &cl.req
+	cl.loopMode = true
+	cl.upHead = cl.appendUpstreamHead(cl.upHead[:0], rt, host)
+	consumed := 0
+	cl.streaming = false
+	switch {
+	case cl.bodyKind == h1parse.BodyNone:
+		cl.reqDone = true
+	case cl.bodyKind == h1parse.BodyLength && cl.bodyLeft <= inlineBodyMax && int64(len(rest)) >= cl.bodyLeft:
+		cl.upHead = append(cl.upHead, rest[:cl.bodyLeft]...)
+		consumed = int(cl.bodyLeft)
+		cl.bodyLeft = 0
+		cl.reqDone = true
+	default:
+		cl.streaming = true
+		cl.bodySeen = 0
+		cl.dec.Reset()
+	}
+	if cl.streaming {
+		cl.state = stBody
+		cl.c.SetTimeout(w.cfg.bodyTimeout)
+	} else {
+		cl.state = stWait
+		cl.c.PauseRead()
+		cl.c.SetTimeout(0) // upstream timeouts govern now
+	}
+	w.inflight++
+	cl.queued = true
+	pool := rt.backend.Pool(w.loop.ID(), w.next())
+	// Acquire may answer at once (Assigned, or ResponseError when the
+	// connect cannot even start): nothing below may assume a state.
+	if !pool.Acquire(cl) {
+		cl.queued = false
+		w.inflight--
+		w.stats.shed++
+		if !cl.reqDone {
+			cl.keepAlive = false
+		}
+		cl.writeError(503)
+		cl.reqDone = true
+		cl.finishResponse(false)
+		return consumed
+	}
+	if cl.state == stBody {
+		if r.Expect100 {
+			cl.c.Write(continue100)
+		}
+		return consumed + cl.feedBodyLoop(rest)
+	}
+	return consumed
+}
+
+// Assigned implements backend.Client.
+func (cl *client) Assigned(uc *backend.UpConn) {
+	cl.queued = false
+	cl.uc = uc
+	uc.Send(cl.upHead, !cl.streaming && replayable(&cl.req), h1parse.EqualFold(cl.req.Method, "HEAD"), cl.req.Minor, cl.streaming)
+	if cl.state == stBody {
+		cl.c.ResumeRead()
+	}
+}
+
+// feedBodyLoop writes request body bytes straight to the upstream
+// connection, re-framing chunked bodies, and returns how many it used.
+func (cl *client) feedBodyLoop(in []byte) int {
+	w := cl.w
+	uc := cl.uc
+	if uc == nil {
+		cl.c.PauseRead() // still queued for a connection
+		return 0
+	}
+	used := 0
+	full := false
+	for !cl.reqDone && len(in) > 0 && !full {
+		switch cl.bodyKind {
+		case h1parse.BodyLength:
+			k := min(cl.bodyLeft, int64(len(in)))
+			cl.bodyLeft -= k
+			cl.bodySeen += k
+			cl.reqDone = cl.bodyLeft == 0
+			full = uc.WriteBody(in[:k], cl.reqDone)
+			in = in[k:]
+			used += int(k)
+		case h1parse.BodyChunked:
+			n, data, err := cl.dec.Decode(in)
+			if err != nil {
+				cl.loopBodyError(400)
+				return used + len(in)
+			}
+			in = in[n:]
+			used += n
+			if len(data) > 0 {
+				cl.bodySeen += int64(len(data))
+				w.scratch = h1parse.AppendChunkHeader(w.scratch[:0], len(data))
+				uc.WriteBody(w.scratch, false)
+				uc.WriteBody(data, false)
+				full = uc.WriteBody(crlf, false)
+			}
+			if cl.dec.Done() {
+				cl.reqDone = true
+				w.scratch = h1parse.AppendLastChunk(w.scratch[:0], cl.dec.Trailer())
+				full = uc.WriteBody(w.scratch, true)
+			}
+		}
+		if w.cfg.maxBody > 0 && cl.bodySeen > w.cfg.maxBody {
+			cl.loopBodyError(413)
+			return used + len(in)
+		}
+	}
+	if cl.reqDone {
+		if cl.state == stBody {
+			cl.state = stWait
+		}
+		cl.c.PauseRead()
+		cl.c.SetTimeout(0)
+	} else {
+		if full {
+			cl.c.PauseRead()
+		}
+		cl.c.SetTimeout(w.cfg.bodyTimeout)
+	}
+	return used
+}
+
+var crlf = []byte("\r\n")
+
+// loopBodyError refuses a broken or oversized request body: the upstream
+// connection, which has part of it, is dropped.
+func (cl *client) loopBodyError(status int) {
+	cl.w.stats.refused(status)
+	if cl.uc != nil {
+		cl.uc.Abandon()
+		cl.uc = nil
+		cl.w.inflight--
+	}
+	cl.keepAlive = false
+	cl.reqDone = true
+	cl.state = stWait
+	if cl.headSent {
+		cl.c.Flush()
+		cl.c.Close()
+		return
+	}
+	cl.writeError(status)
+	cl.finishResponse(false)
+}
+
+// ResponseHead implements backend.Client.
+func (cl *client) ResponseHead(head []byte, mustClose bool) {
+	if mustClose || !cl.reqDone || cl.w.draining {
+		cl.keepAlive = false
+	}
+	cl.c.Write(head)
+	cl.writeConnection()
+	cl.headSent = true
+}
+
+// ResponseBody implements backend.Client.
+func (cl *client) ResponseBody(b []byte) bool {
+	cl.c.Write(b)
+	if cl.c.OutFull() {
+		cl.c.SetTimeout(cl.w.cfg.sendTimeout)
+		return true
+	}
+	return false
+}
+
+// ResponseEnd implements backend.Client.
+func (cl *client) ResponseEnd() {
+	cl.uc = nil
+	cl.w.inflight--
+	if cl.state == stBody {
+		// The upstream answered before the body was all read: the rest
+		// of it cannot be told from the next request.
+		cl.keepAlive = false
+		cl.reqDone = true
+	}
+	cl.finishResponse(false)
+}
+
+// ResponseError implements backend.Client.
+func (cl *client) ResponseError(status int) {
+	cl.uc = nil
+	cl.queued = false
+	cl.w.inflight--
+	if !cl.reqDone {
+		cl.keepAlive = false
+		cl.reqDone = true
+	}
+	cl.w.stats.upstreamErr(status)
+	cl.writeError(status)
+	cl.finishResponse(false)
+}
+
+// ResponseAbort implements backend.Client.
+func (cl *client) ResponseAbort() {
+	cl.uc = nil
+	cl.w.inflight--
+	cl.state = stDone
+	cl.c.Flush()
+	cl.c.Close()
+}
+
+// UpstreamDrained implements backend.Client.
+func (cl *client) UpstreamDrained() {
+	if cl.state == stBody {
+		cl.c.ResumeRead()
+	}
+}
+
+// Gone implements backend.Client.
+func (cl *client) Gone() bool { return cl.c == nil || cl.c.Closed() }
