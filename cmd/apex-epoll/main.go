@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/apex-epoll/apex/config"
 	"github.com/apex-epoll/apex/proxy"
@@ -78,8 +77,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	srv.Start()
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	var s os.Signal
+	for s = range sig {
+		if s != syscall.SIGHUP {
+			break
+		}
+		// Live reload is not implemented yet: validate the file so the
+		// operator learns of mistakes now, and keep serving unchanged.
+		if *cfgPath == "" {
+			log.Warn("SIGHUP ignored: running the built-in default configuration")
+			continue
+		}
+		if _, err := config.Load(*cfgPath); err != nil {
+			log.Error("reload: configuration invalid; still serving the old one", "err", err)
+			continue
+		}
+		log.Warn("reload: configuration is valid, but live reload is not implemented yet; restart to apply it")
+	}
 	grace := cfg.Server.ShutdownGrace.D()
 	log.Info("shutting down", "signal", s.String(), "grace", grace)
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
@@ -109,4 +124,3 @@ func raiseFileLimit(log *slog.Logger) {
 	log.Info("open file limit", "limit", rl.Cur)
 }
 
-var _ = time.Second
