@@ -123,4 +123,3 @@ func raiseFileLimit(log *slog.Logger) {
 	}
 	log.Info("open file limit", "limit", rl.Cur)
 }
-
