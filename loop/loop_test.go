@@ -237,3 +237,63 @@ func TestWheelFiresEveryDeadline(t *testing.T) {
 		t.Fatalf("armed = %d after all fired", w.armed)
 	}
 }
+
+// BenchmarkEchoRoundTrip is one 64-byte keep-alive round trip through a
+// loop (read, Data, Write, flush); -benchmem shows it allocates nothing.
+func BenchmarkEchoRoundTrip(b *testing.B) {
+	h := &echo{}
+	g, err := NewGroup(Config{Loops: 1}, []string{"127.0.0.1:0"}, func(*Loop) Handler { return h })
+	if err != nil {
+		b.Fatal(err)
+	}
+	g.Start()
+	defer func() {
+		for _, l := range g.Loops {
+			l.Post(&Task{Run: l.Stop})
+		}
+		g.Wait()
+	}()
+	ap, _ := g.Loops[0].BoundAddr(0)
+	c, err := net.Dial("tcp", ap.String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	msg := bytes.Repeat([]byte("x"), 64)
+	buf := make([]byte, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPost measures a cross-goroutine hand-off through the door.
+func BenchmarkPost(b *testing.B) {
+	h := &echo{}
+	g, err := NewGroup(Config{Loops: 1}, []string{"127.0.0.1:0"}, func(*Loop) Handler { return h })
+	if err != nil {
+		b.Fatal(err)
+	}
+	g.Start()
+	defer func() {
+		for _, l := range g.Loops {
+			l.Post(&Task{Run: l.Stop})
+		}
+		g.Wait()
+	}()
+	l := g.Loops[0]
+	ch := make(chan struct{}, 1)
+	task := &Task{Run: func() { ch <- struct{}{} }}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		l.Post(task)
+		<-ch
+	}
+}

@@ -29,6 +29,10 @@ func testLogger() *slog.Logger {
 // startProxy runs Apex on 127.0.0.1:0 with the given TOML (without a
 // [server] listen line; extra server keys may be passed in serverExtra).
 func startProxy(t *testing.T, serverExtra, body string) (*Server, string) {
+	return startProxyB(t, serverExtra, body)
+}
+
+func startProxyB(t testing.TB, serverExtra, body string) (*Server, string) {
 	t.Helper()
 	doc := "[server]\nlisten = \"127.0.0.1:0\"\n" + serverExtra + "\n" + body
 	cfg, err := config.Parse("test.toml", []byte(doc))
