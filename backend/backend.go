@@ -132,7 +132,7 @@ func (b *Backend) InitLoops(loops []*loop.Loop) error {
 				Limits:          b.lim,
 				Logger:          b.log.With("backend", b.Name, "server", s.Addr, "loop", l.ID()),
 			}
-			b.pools[i] = append(b.pools[i], NewLoopPool(l, ap, oc, b.cfg.Conns, b.cfg.Queue))
+			b.pools[i] = append(b.pools[i], NewLoopPool(l, ap, oc, b.cfg.Conns, b.cfg.Queue, b.cfg.Pipeline))
 		}
 	}
 	return nil

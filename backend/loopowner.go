@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"errors"
 	"net/netip"
 	"strconv"
 
@@ -59,12 +58,22 @@ type LoopPool struct {
 	waiters []Client
 	queue   int
 	scratch []byte // response head being rewritten
+	// depth is the most requests pipelined on one connection (1: none).
+	depth int
+	// batch is the connection that took a request this loop turn; other
+	// replayable requests of the same turn join it, so they leave in one
+	// write and their responses come back in few reads.
+	batch     *UpConn
+	batchTurn uint64
 }
 
 // NewLoopPool makes a pool on l for addr, with at most max connections and
 // queue waiting clients.
-func NewLoopPool(l *loop.Loop, addr netip.AddrPort, cfg OwnerConfig, max, queue int) *LoopPool {
-	return &LoopPool{l: l, addr: addr, cfg: cfg, max: max, queue: queue}
+func NewLoopPool(l *loop.Loop, addr netip.AddrPort, cfg OwnerConfig, max, queue, depth int) *LoopPool {
+	if depth < 1 {
+		depth = 1
+	}
+	return &LoopPool{l: l, addr: addr, cfg: cfg, max: max, queue: queue, depth: depth}
 }
 
 // Open is the number of open upstream connections.
@@ -74,20 +83,29 @@ func (p *LoopPool) Open() int { return p.open }
 // first), a new one, or a place in the queue. It returns false when the
 // queue is full (the caller answers 503) or a connection cannot even be
 // started (502 comes through ResponseError instead).
-func (p *LoopPool) Acquire(cl Client) bool {
-	if n := len(p.idle); n > 0 {
-		uc := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		uc.assign(cl)
+func (p *LoopPool) Acquire(cl Client, pipelinable bool) bool {
+	pipelinable = pipelinable && p.depth > 1
+	turn := p.l.Turn()
+	if pipelinable && p.batch != nil && p.batchTurn == turn && p.batch.canPipeline() {
+		p.batch.assign(cl)
 		return true
 	}
-	if p.open < p.max {
-		uc, err := p.dial()
-		if err != nil {
+	var uc *UpConn
+	if n := len(p.idle); n > 0 {
+		uc = p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+	} else if p.open < p.max {
+		var err error
+		if uc, err = p.dial(); err != nil {
 			p.cfg.Logger.Debug("upstream connect failed", "addr", p.addr, "err", err)
 			cl.ResponseError(502)
 			return true
+		}
+	}
+	if uc != nil {
+		if pipelinable {
+			p.batch, p.batchTurn = uc, turn
 		}
 		uc.assign(cl)
 		return true
@@ -157,51 +175,79 @@ func (p *LoopPool) closed(uc *UpConn) {
 	}
 }
 
-// UpConn is one loop-owned upstream connection and the exchange it
-// carries. It implements loop.Handler for its socket.
+// upReq is one request written on an UpConn and waiting for its response.
+type upReq struct {
+	cl          Client
+	replayable  bool // idempotent or keyed, and wholly in its head: may be sent again
+	headRequest bool
+	clientMinor int
+}
+
+// UpConn is one loop-owned upstream connection and the exchanges it
+// carries: one at a time, or up to the backend's pipeline depth when the
+// requests are replayable (responses come back in order, RFC 9112 §9.3.2).
+// It implements loop.Handler for its socket.
 //
-// Invariant: cl != nil exactly while an exchange is in progress; remain
-// and dec describe the response body still expected; sent holds the
-// request bytes for a resend and is valid only while cl is set.
+// Invariant: q holds the requests written and not yet answered, oldest
+// first, len(q) <= depth; the response fields describe q[0]'s response;
+// a request with a streamed body is always alone in q.
 type UpConn struct {
 	c    *loop.Conn
 	pool *LoopPool
-	cl   Client
+	q    []upReq
 
-	sent        []byte // the request as sent (head and inline body), for a resend
-	replayable  bool   // see Owner.serve for the resend rule
-	streamed    bool   // body bytes were streamed: cannot be resent
-	headRequest bool
-	clientMinor int
-	reqDone     bool // the whole request has been written
-	reused      bool // this connection served an exchange before
-	gotBytes    bool // response bytes arrived
-	headDone    bool // response head delivered
-	resp        h1parse.Response
-	kind        h1parse.BodyKind
-	remain      int64
-	dec         h1parse.ChunkedDecoder
-	chunkedOut  bool
-	closeAfter  bool // upstream said Connection: close, or framing forbids reuse
+	streamed   bool // q[0]'s body is streamed: cannot be resent, nothing may follow it
+	reqDone    bool // the last request in q has been written whole
+	reused     bool // this connection has completed an exchange before
+	gotBytes   bool // bytes of q[0]'s response arrived
+	headDone   bool // q[0]'s response head was delivered
+	resp       h1parse.Response
+	kind       h1parse.BodyKind
+	remain     int64
+	dec        h1parse.ChunkedDecoder
+	chunkedOut bool
+	closeAfter bool // the upstream said Connection: close, or framing forbids reuse
+	closed     bool
+}
+
+// canPipeline reports whether one more replayable request may be queued.
+func (uc *UpConn) canPipeline() bool {
+	if uc.closed || uc.streamed || uc.closeAfter || !uc.reqDone || len(uc.q) >= uc.pool.depth {
+		return false
+	}
+	for i := range uc.q {
+		if !uc.q[i].replayable {
+			return false
+		}
+	}
+	return true
 }
 
 func (uc *UpConn) assign(cl Client) {
-	uc.cl = cl
-	uc.gotBytes, uc.headDone, uc.reqDone, uc.streamed = false, false, false, false
-	uc.closeAfter = false
-	uc.resp.Reset()
+	if len(uc.q) == 0 {
+		uc.resetResponse()
+		uc.streamed = false
+	}
+	uc.q = append(uc.q, upReq{cl: cl})
 	cl.Assigned(uc)
 }
 
+func (uc *UpConn) resetResponse() {
+	uc.gotBytes, uc.headDone = false, false
+	uc.resp.Reset()
+}
+
 // Send writes the request (head, and the whole body when it is inline).
-// sent must stay unchanged until the exchange ends: it is re-sent on a
-// fresh connection if this one turns out dead (see Owner.serve).
+// The client keeps sent unchanged until its exchange ends: it sends it
+// again itself if this connection turns out dead (Assigned is called with
+// a fresh one; see Owner.serve for the rule).
 func (uc *UpConn) Send(sent []byte, replayable, headRequest bool, clientMinor int, bodyFollows bool) {
-	uc.sent = sent
-	uc.replayable = replayable && !bodyFollows
-	uc.headRequest = headRequest
-	uc.clientMinor = clientMinor
+	r := &uc.q[len(uc.q)-1]
+	r.replayable = replayable && !bodyFollows
+	r.headRequest = headRequest
+	r.clientMinor = clientMinor
 	uc.reqDone = !bodyFollows
+	uc.streamed = bodyFollows
 	uc.c.Write(sent)
 	uc.c.SetTimeout(int64(uc.pool.cfg.ResponseTimeout))
 }
@@ -210,8 +256,6 @@ func (uc *UpConn) Send(sent []byte, replayable, headRequest bool, clientMinor in
 // reports whether the upstream's output is full (the client then pauses
 // until UpstreamDrained).
 func (uc *UpConn) WriteBody(b []byte, last bool) (full bool) {
-	uc.streamed = true
-	uc.replayable = false
 	uc.c.Write(b)
 	if last {
 		uc.reqDone = true
@@ -222,21 +266,26 @@ func (uc *UpConn) WriteBody(b []byte, last bool) (full bool) {
 
 // Resume lets response bytes flow again after the client drained.
 func (uc *UpConn) Resume() {
-	if uc.c != nil {
+	if !uc.closed {
 		uc.c.ResumeRead()
 	}
 }
 
-// Abandon is called when the client went away mid-exchange: the
-// connection's state is unknown, so it is closed.
-func (uc *UpConn) Abandon() {
-	uc.cl = nil
+// Abandon is called when a client went away mid-exchange: the
+// connection's state is unknown, so it is closed (requests pipelined
+// behind are re-sent elsewhere).
+func (uc *UpConn) Abandon(cl Client) {
+	for i := range uc.q {
+		if uc.q[i].cl == cl {
+			uc.q[i].cl = nil
+		}
+	}
 	uc.c.Close()
 }
 
 // Opened implements loop.Handler: the connect completed.
 func (uc *UpConn) Opened(c *loop.Conn) {
-	if uc.cl != nil {
+	if len(uc.q) > 0 {
 		c.SetTimeout(int64(uc.pool.cfg.ResponseTimeout))
 	} else {
 		c.SetTimeout(int64(uc.pool.cfg.IdleTimeout))
@@ -245,95 +294,116 @@ func (uc *UpConn) Opened(c *loop.Conn) {
 
 // Drained implements loop.Handler: queued request bytes went out.
 func (uc *UpConn) Drained(*loop.Conn) {
-	if uc.cl != nil {
-		uc.cl.UpstreamDrained()
+	if n := len(uc.q); n > 0 && uc.q[n-1].cl != nil {
+		uc.q[n-1].cl.UpstreamDrained()
 	}
 }
 
-// Data implements loop.Handler: response bytes.
+// Data implements loop.Handler: response bytes, possibly several
+// pipelined responses in one read.
 func (uc *UpConn) Data(c *loop.Conn, in []byte) int {
-	if uc.cl == nil {
-		// Bytes on an idle connection: nothing may be in flight, so the
-		// framing is lost. Drop the connection.
-		c.Close()
-		return len(in)
-	}
-	uc.gotBytes = true
 	used := 0
-	if !uc.headDone {
-		for {
-			err := uc.resp.Parse(in[used:], &uc.pool.cfg.Limits)
-			if err == h1parse.ErrNeedMore {
-				return used
+	for len(uc.q) > 0 && used < len(in) {
+		uc.gotBytes = true
+		if !uc.headDone {
+			n, ok := uc.readHead(in[used:])
+			if !ok {
+				return len(in) // the exchange failed and the connection is closed
 			}
-			if err != nil {
-				uc.pool.cfg.Logger.Debug("bad upstream response head", "addr", uc.pool.addr, "err", err)
-				uc.fail(502)
-				return len(in)
+			if n == 0 {
+				return used // head incomplete: keep the bytes
 			}
-			if uc.resp.Status >= 200 {
-				break
-			}
-			if uc.resp.Status == 101 {
-				uc.fail(502)
-				return len(in)
-			}
-			used += uc.resp.HeadLen // interim 1xx: dropped
-			uc.resp.Reset()
+			used += n
 		}
-		used += uc.resp.HeadLen
-		if !uc.startBody(in[used:]) {
+		n, done, err := uc.relayBody(in[used:])
+		used += n
+		if err != nil {
+			uc.abortHead()
+			return len(in)
+		}
+		if !done {
+			c.SetTimeout(int64(uc.pool.cfg.ResponseTimeout))
+			return used
+		}
+		if !uc.finishOne() {
 			return len(in)
 		}
 	}
-	n, done, err := uc.relayBody(in[used:])
-	used += n
-	if err != nil {
-		uc.abort()
+	if used < len(in) {
+		// Bytes nobody asked for: the framing is lost.
+		c.Close()
 		return len(in)
 	}
-	if done {
-		if used < len(in) {
-			uc.closeAfter = true // bytes after the response: framing lost
-		}
-		uc.finish()
-		return len(in)
-	}
-	c.SetTimeout(int64(uc.pool.cfg.ResponseTimeout))
 	return used
+}
+
+// readHead parses q[0]'s response head (skipping interim 1xx responses)
+// and delivers it; it returns the bytes used (0: incomplete) and false if
+// the exchange failed.
+func (uc *UpConn) readHead(in []byte) (int, bool) {
+	used := 0
+	for {
+		err := uc.resp.Parse(in[used:], &uc.pool.cfg.Limits)
+		if err == h1parse.ErrNeedMore {
+			if used > 0 {
+				return used, true // interim responses consumed; head follows
+			}
+			return 0, true
+		}
+		if err != nil {
+			uc.pool.cfg.Logger.Debug("bad upstream response head", "addr", uc.pool.addr, "err", err)
+			uc.failHead(502)
+			return 0, false
+		}
+		if uc.resp.Status == 101 {
+			uc.failHead(502) // Upgrade is never forwarded, so 101 is a protocol error
+			return 0, false
+		}
+		if uc.resp.Status >= 200 {
+			break
+		}
+		used += uc.resp.HeadLen // interim 1xx: dropped
+		uc.resp.Reset()
+	}
+	used += uc.resp.HeadLen
+	if !uc.startBody(in[used:]) {
+		return 0, false
+	}
+	return used, true
 }
 
 // startBody delivers the head and sets up the body relay; false if the
 // exchange already ended.
 func (uc *UpConn) startBody(rest []byte) bool {
 	r := &uc.resp
-	uc.kind, uc.remain = r.Body(uc.headRequest)
-	if uc.kind == h1parse.BodyLength && int64(len(rest)) > uc.remain {
+	req := &uc.q[0]
+	uc.kind, uc.remain = r.Body(req.headRequest)
+	if uc.kind == h1parse.BodyLength && int64(len(rest)) > uc.remain && len(uc.q) == 1 {
 		// More bytes than the Content-Length promised, before anything
 		// reached the client: refuse the response, drop the connection.
-		uc.fail(502)
+		uc.failHead(502)
 		return false
 	}
-	uc.chunkedOut = uc.clientMinor >= 1 && (uc.kind == h1parse.BodyChunked || uc.kind == h1parse.BodyUntilClose)
-	mustClose := uc.clientMinor == 0 && (uc.kind == h1parse.BodyChunked || uc.kind == h1parse.BodyUntilClose)
+	uc.chunkedOut = req.clientMinor >= 1 && (uc.kind == h1parse.BodyChunked || uc.kind == h1parse.BodyUntilClose)
+	mustClose := req.clientMinor == 0 && (uc.kind == h1parse.BodyChunked || uc.kind == h1parse.BodyUntilClose)
 	if r.Close || uc.kind == h1parse.BodyUntilClose {
 		uc.closeAfter = true
 	}
 	if uc.kind == h1parse.BodyChunked {
 		uc.dec.Reset()
 	}
-	uc.pool.scratch = AppendClientHead(uc.pool.scratch[:0], r, uc.chunkedOut)
 	uc.headDone = true
-	uc.cl.ResponseHead(uc.pool.scratch, mustClose)
+	if req.cl != nil {
+		uc.pool.scratch = AppendClientHead(uc.pool.scratch[:0], r, uc.chunkedOut)
+		req.cl.ResponseHead(uc.pool.scratch, mustClose)
+	}
 	return true
 }
 
-var errBodyFraming = errors.New("bad response body framing")
-
-// relayBody forwards body bytes from in; it returns how many it used and
-// whether the body is complete.
+// relayBody forwards q[0]'s body bytes from in; it returns how many it
+// used and whether the body is complete.
 func (uc *UpConn) relayBody(in []byte) (int, bool, error) {
-	cl := uc.cl
+	cl := uc.q[0].cl
 	switch uc.kind {
 	case h1parse.BodyNone:
 		return 0, true, nil
@@ -341,7 +411,7 @@ func (uc *UpConn) relayBody(in []byte) (int, bool, error) {
 		k := min(int64(len(in)), uc.remain)
 		if k > 0 {
 			uc.remain -= k
-			if cl.ResponseBody(in[:k]) && uc.remain > 0 {
+			if cl != nil && cl.ResponseBody(in[:k]) && uc.remain > 0 {
 				uc.c.PauseRead()
 			}
 		}
@@ -355,12 +425,12 @@ func (uc *UpConn) relayBody(in []byte) (int, bool, error) {
 				return used, false, err
 			}
 			used += n
-			if len(data) > 0 {
-				full = uc.writeFramed(data)
+			if len(data) > 0 && cl != nil {
+				full = uc.writeFramed(cl, data)
 			}
 		}
 		if uc.dec.Done() {
-			if uc.chunkedOut {
+			if uc.chunkedOut && cl != nil {
 				uc.pool.scratch = h1parse.AppendLastChunk(uc.pool.scratch[:0], uc.dec.Trailer())
 				cl.ResponseBody(uc.pool.scratch)
 			}
@@ -371,72 +441,84 @@ func (uc *UpConn) relayBody(in []byte) (int, bool, error) {
 		}
 		return used, false, nil
 	default: // until close
-		if len(in) > 0 && uc.writeFramed(in) {
+		if len(in) > 0 && cl != nil && uc.writeFramed(cl, in) {
 			uc.c.PauseRead()
 		}
 		return len(in), false, nil
 	}
 }
 
-func (uc *UpConn) writeFramed(data []byte) bool {
+func (uc *UpConn) writeFramed(cl Client, data []byte) bool {
 	if !uc.chunkedOut {
-		return uc.cl.ResponseBody(data)
+		return cl.ResponseBody(data)
 	}
 	uc.pool.scratch = h1parse.AppendChunkHeader(uc.pool.scratch[:0], len(data))
-	uc.cl.ResponseBody(uc.pool.scratch)
-	uc.cl.ResponseBody(data)
-	return uc.cl.ResponseBody(crlf)
+	cl.ResponseBody(uc.pool.scratch)
+	cl.ResponseBody(data)
+	return cl.ResponseBody(crlf)
 }
 
 var crlf = []byte("\r\n")
 
-// finish ends a complete exchange and recycles or closes the connection.
-func (uc *UpConn) finish() {
-	cl := uc.cl
-	uc.cl = nil
-	uc.sent = nil
-	reusable := !uc.closeAfter && uc.reqDone
+// finishOne ends q[0]'s complete exchange. It returns false when the
+// connection was closed (the caller stops reading it).
+func (uc *UpConn) finishOne() bool {
+	req := uc.q[0]
+	copy(uc.q, uc.q[1:])
+	uc.q[len(uc.q)-1] = upReq{}
+	uc.q = uc.q[:len(uc.q)-1]
 	uc.reused = true
-	if reusable {
+	uc.resetResponse()
+	if !uc.reqDone && len(uc.q) == 0 {
+		uc.closeAfter = true // answered before the body was all sent
+	}
+	uc.streamed = false
+	if req.cl != nil {
+		req.cl.ResponseEnd()
+	}
+	if uc.closeAfter {
+		uc.c.Close() // Closed re-sends whatever was pipelined behind
+		return false
+	}
+	if len(uc.q) == 0 && !uc.closed {
 		uc.c.ResumeRead()
 		uc.pool.release(uc)
-	} else {
-		uc.c.Close()
 	}
-	cl.ResponseEnd()
+	return !uc.closed
 }
 
-// fail ends the exchange before any byte reached the client.
-func (uc *UpConn) fail(status int) {
-	cl := uc.cl
-	uc.cl = nil
-	uc.c.Close()
-	if cl != nil {
-		cl.ResponseError(status)
+// failHead fails q[0] before any byte reached its client and drops the
+// connection; requests behind it are re-sent (Closed).
+func (uc *UpConn) failHead(status int) {
+	req := uc.q[0]
+	uc.q = uc.q[1:]
+	if req.cl != nil {
+		req.cl.ResponseError(status)
 	}
+	uc.c.Close()
 }
 
-// abort ends an exchange whose response broke after bytes were sent.
-func (uc *UpConn) abort() {
-	cl := uc.cl
-	uc.cl = nil
-	uc.c.Close()
-	if cl != nil {
-		cl.ResponseAbort()
+// abortHead ends q[0], whose response broke after bytes were sent.
+func (uc *UpConn) abortHead() {
+	req := uc.q[0]
+	uc.q = uc.q[1:]
+	if req.cl != nil {
+		req.cl.ResponseAbort()
 	}
+	uc.c.Close()
 }
 
 // ReadClosed implements loop.Handler: the upstream closed its side.
 func (uc *UpConn) ReadClosed(c *loop.Conn) {
-	if uc.cl != nil && uc.headDone && uc.kind == h1parse.BodyUntilClose {
-		if uc.chunkedOut {
-			uc.cl.ResponseBody(lastChunk)
+	if len(uc.q) > 0 && uc.headDone && uc.kind == h1parse.BodyUntilClose {
+		if cl := uc.q[0].cl; cl != nil && uc.chunkedOut {
+			cl.ResponseBody(lastChunk)
 		}
 		uc.closeAfter = true
-		uc.finish()
+		uc.finishOne()
 		return
 	}
-	c.Close() // Closed handles an exchange in progress
+	c.Close() // Closed handles exchanges in progress
 }
 
 var lastChunk = []byte("0\r\n\r\n")
@@ -444,41 +526,48 @@ var lastChunk = []byte("0\r\n\r\n")
 // Timeout implements loop.Handler.
 func (uc *UpConn) Timeout(c *loop.Conn) {
 	switch {
-	case uc.cl == nil:
-		c.Close() // idle too long (or a connect nobody waits for)
+	case len(uc.q) == 0:
+		c.Close() // idle too long
 	case uc.headDone:
-		uc.abort()
+		uc.abortHead()
 	case c.Connecting():
-		uc.fail(502)
+		uc.failHead(502)
 	default:
-		uc.fail(504)
+		// No answer in time: the server is slow, not racing a close, so
+		// nothing queued behind is re-sent either.
+		for len(uc.q) > 0 {
+			uc.failHead(504)
+		}
 	}
 }
 
-// Closed implements loop.Handler. A connection that dies with an exchange
-// in progress either resends it (the rule in Owner.serve: reused
-// connection, no response byte, replayable request) or fails it.
+// Closed implements loop.Handler. Exchanges still queued on a dying
+// connection are re-sent on a fresh one when that is safe (the rule in
+// Owner.serve: a reused connection or a request pipelined behind another,
+// no response byte seen, a replayable request); otherwise they fail.
 func (uc *UpConn) Closed(c *loop.Conn, err error) {
+	uc.closed = true
 	uc.pool.closed(uc)
-	cl := uc.cl
-	if cl == nil {
-		return
-	}
-	uc.cl = nil
-	switch {
-	case uc.headDone:
-		cl.ResponseAbort()
-	case uc.reused && !uc.gotBytes && uc.replayable && !uc.streamed:
-		uc.pool.cfg.Logger.Debug("resending request after reused connection failed", "addr", uc.pool.addr, "err", err)
-		nuc, derr := uc.pool.dial()
-		if derr != nil {
-			cl.ResponseError(502)
-			return
+	q := uc.q
+	uc.q = nil
+	for i, req := range q {
+		if req.cl == nil {
+			continue
 		}
-		// The client sends its request again on the new connection.
-		nuc.assign(cl)
-	default:
-		cl.ResponseError(502)
+		switch {
+		case i == 0 && uc.headDone:
+			req.cl.ResponseAbort()
+		case req.replayable && (i > 0 || (uc.reused && !uc.gotBytes)):
+			uc.pool.cfg.Logger.Debug("re-sending request after upstream connection closed", "addr", uc.pool.addr, "err", err)
+			nuc, derr := uc.pool.dial()
+			if derr != nil {
+				req.cl.ResponseError(502)
+				continue
+			}
+			nuc.assign(req.cl) // the client sends its request again
+		default:
+			req.cl.ResponseError(502)
+		}
 	}
 }
 

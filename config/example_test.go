@@ -82,10 +82,10 @@ func TestMinimalDefaults(t *testing.T) {
 		Admin: config.Admin{Listen: ""}, // off
 		Log:   config.Log{Level: "info", Access: "off", Format: "json"},
 		Backends: []config.Backend{{
-			Name:            "app",
-			Servers:         []config.ServerAddr{{Addr: "127.0.0.1:9000", Weight: 1}},
-			Conns:           16,
-			Queue:           64,
+			Name:    "app",
+			Servers: []config.ServerAddr{{Addr: "127.0.0.1:9000", Weight: 1}},
+			Conns:   16,
+			Queue:   64, Pipeline: 1,
 			Owner:           "goroutine",
 			ConnectTimeout:  config.Duration(5 * time.Second),
 			ResponseTimeout: config.Duration(60 * time.Second),

@@ -68,22 +68,24 @@ const readBufSize = 64 << 10
 // connections it accepted. Only its own goroutine touches its fields, except
 // door and the atomic counters.
 type Loop struct {
-	id      int
-	cfg     Config
-	h       Handler
-	epfd    int
-	door    door
-	lfds    []int
-	conns   []*Conn // by fd
-	nconns  atomic.Int64
-	wheel   wheel
-	bufs    bufPool
-	rbuf    []byte
-	now     int64
-	ready   *Conn // connections with work left for the end of this turn
-	events  []unix.EpollEvent
-	stats   loopStats
-	stopped bool
+	id        int
+	cfg       Config
+	h         Handler
+	epfd      int
+	door      door
+	lfds      []int
+	conns     []*Conn // by fd
+	nconns    atomic.Int64
+	wheel     wheel
+	bufs      bufPool
+	rbuf      []byte
+	now       int64
+	ready     *Conn // connections with work left for the end of this turn (FIFO)
+	readyTail *Conn
+	turn      uint64
+	events    []unix.EpollEvent
+	stats     loopStats
+	stopped   bool
 	// acceptRetry is when to try accepting again after EMFILE/ENFILE (0: not paused).
 	acceptRetry  int64
 	dialed       uint64
@@ -361,6 +363,7 @@ func (l *Loop) run() {
 			return
 		}
 		l.now = time.Now().UnixNano()
+		l.turn++
 		for i := 0; i < n; i++ {
 			ev := &l.events[i]
 			fd := int(ev.Fd)
@@ -507,14 +510,22 @@ func (l *Loop) connEvent(c *Conn, ev uint32) {
 	}
 }
 
-// schedule puts c on the ready list, processed at the end of the turn.
+// schedule puts c at the tail of the ready list, processed at the end of
+// the turn. First in, first out: a client whose request is written to an
+// upstream connection is serviced before that upstream connection, so the
+// requests of one turn leave in one write.
 func (l *Loop) schedule(c *Conn) {
 	if c.scheduled || c.fd < 0 {
 		return
 	}
 	c.scheduled = true
-	c.rnext = l.ready
-	l.ready = c
+	c.rnext = nil
+	if l.readyTail == nil {
+		l.ready = c
+	} else {
+		l.readyTail.rnext = c
+	}
+	l.readyTail = c
 }
 
 // runReady gives each scheduled connection its reads, Data calls and
@@ -523,11 +534,17 @@ func (l *Loop) runReady() {
 	for l.ready != nil {
 		c := l.ready
 		l.ready = c.rnext
+		if l.ready == nil {
+			l.readyTail = nil
+		}
 		c.rnext = nil
 		c.scheduled = false
 		l.service(c)
 	}
 }
+
+// Turn counts loop iterations; work done in the same turn shares writes.
+func (l *Loop) Turn() uint64 { return l.turn }
 
 func (l *Loop) service(c *Conn) {
 	if c.fd < 0 {

@@ -532,7 +532,7 @@ func (w *worker) Closed(c *loop.Conn, err error) {
 	}
 	if cl.loopMode {
 		if cl.uc != nil {
-			cl.uc.Abandon()
+			cl.uc.Abandon(cl)
 			cl.uc = nil
 			w.inflight--
 		}

@@ -59,7 +59,8 @@ func TestSilentUpstream504(t *testing.T) {
 // at once with 503 instead of queueing without bound.
 func TestQueueFull503(t *testing.T) {
 	rb := silentBackend(t)
-	_, addr := startProxy(t, "", backendTOML(rb.addr(), "conns = 1\nqueue = 1\nresponse_timeout = \"2s\""))
+	// One loop: in loop mode the connection and queue bounds are per loop.
+	_, addr := startProxy(t, "loops = 1", backendTOML(rb.addr(), "conns = 1\nqueue = 1\nresponse_timeout = \"2s\""))
 	var wg sync.WaitGroup
 	statuses := make(chan int, 3)
 	for i := 0; i < 2; i++ {

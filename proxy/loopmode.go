@@ -45,7 +45,8 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 	pool := rt.backend.Pool(w.loop.ID(), w.next())
 	// Acquire may answer at once (Assigned, or ResponseError when the
 	// connect cannot even start): nothing below may assume a state.
-	if !pool.Acquire(cl) {
+	pipelinable := !cl.streaming && replayable(r)
+	if !pool.Acquire(cl, pipelinable) {
 		cl.queued = false
 		w.inflight--
 		w.stats.shed++
@@ -145,7 +146,7 @@ var crlf = []byte("\r\n")
 func (cl *client) loopBodyError(status int) {
 	cl.w.stats.refused(status)
 	if cl.uc != nil {
-		cl.uc.Abandon()
+		cl.uc.Abandon(cl)
 		cl.uc = nil
 		cl.w.inflight--
 	}

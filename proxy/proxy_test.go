@@ -207,8 +207,8 @@ func TestCloseDelimitedResponse(t *testing.T) {
 		t.Fatalf("1.1 client: %q te=%v", body, resp.TransferEncoding)
 	}
 	resp, body = roundTrip(t, c, br, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET")
-	if body != "until-close body" {
-		t.Fatalf("second request on kept connection: %q", body)
+	if body != "until-close body" || resp.Close {
+		t.Fatalf("second request on kept connection: %q close=%v", body, resp.Close)
 	}
 	c2 := dial(t, addr)
 	br2 := bufio.NewReader(c2)

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"sync/atomic"
-	"time"
 
 	"github.com/apex-epoll/apex/h1parse"
 	"github.com/apex-epoll/apex/loop"
@@ -90,5 +89,3 @@ func (w *worker) putClient(cl *client) {
 		w.free = append(w.free, cl)
 	}
 }
-
-func durNanos(d time.Duration) int64 { return int64(d) }

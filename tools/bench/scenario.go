@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// A scenario replaces the default load matrix with its own points (other
+// paths, connection counts, or a wrk Lua script for pipelining, POSTs, ...).
+// Each scenario lives in its own file and registers itself from an init
+// function:
+//
+//	func init() {
+//		registerScenario(scenario{
+//			Name:        "pipeline",
+//			Description: "16 pipelined GETs per connection",
+//			Points: func(o *options) []point {
+//				return []point{{Body: "small", Path: "/", BodyBytes: 14, Conns: 64, Script: pipelineLua}}
+//			},
+//		})
+//	}
+//
+// Selected with -scenario NAME; every other flag (targets, layout,
+// duration, repeats) still applies.
+type scenario struct {
+	Name        string
+	Description string
+	// Points returns the load points to run for every target. Each
+	// point's Path must be one the backend serves (see bodyPaths).
+	Points func(o *options) []point
+}
+
+// scenarios is the registry, filled by init functions in scenario_*.go.
+var scenarios = map[string]scenario{}
+
+func registerScenario(s scenario) {
+	if s.Name == "" || s.Points == nil {
+		panic("registerScenario: scenario needs a Name and Points")
+	}
+	if _, dup := scenarios[s.Name]; dup {
+		panic("registerScenario: duplicate scenario " + s.Name)
+	}
+	scenarios[s.Name] = s
+}
+
+func scenarioNames() []string {
+	names := make([]string, 0, len(scenarios))
+	for n := range scenarios {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// lookupScenario finds a registered scenario or explains which exist.
+func lookupScenario(name string) (scenario, error) {
+	if s, ok := scenarios[name]; ok {
+		return s, nil
+	}
+	known := "none are registered yet"
+	if names := scenarioNames(); len(names) > 0 {
+		known = "known: " + strings.Join(names, ", ")
+	}
+	return scenario{}, fmt.Errorf("unknown scenario %q (%s)", name, known)
+}
