@@ -566,6 +566,8 @@ func (uc *UpConn) Closed(c *loop.Conn, err error) {
 			}
 			nuc.assign(req.cl) // the client sends its request again
 		default:
+			uc.pool.cfg.Logger.Debug("upstream connection closed before a response", "addr", uc.pool.addr, "err", err,
+				"position", i, "reused", uc.reused, "replayable", req.replayable, "gotBytes", uc.gotBytes)
 			req.cl.ResponseError(502)
 		}
 	}

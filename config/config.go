@@ -181,8 +181,12 @@ type Backend struct {
 	Pipeline int `toml:"pipeline"`
 
 	// Owner selects what drives the upstream connections, TOML "owner":
-	// "goroutine" (one goroutine per connection) or "loop" (the event
-	// loops). Default "goroutine"; zero ("") means the default.
+	// "loop" (each event loop owns its own connections to each server, on
+	// its own epoll: no goroutine hop per request) or "goroutine" (the
+	// design card's Phase 1 owner: one goroutine per upstream connection,
+	// fed over a bounded queue). With "loop", Conns and Queue apply per
+	// loop. Default "loop", the faster one (docs/adr/0002-owner-mode.md);
+	// zero ("") means the default.
 	Owner string `toml:"owner"`
 
 	// ConnectTimeout bounds establishing an upstream connection, TOML
@@ -353,7 +357,7 @@ const (
 	defaultConns           = 16
 	defaultQueue           = 64
 	defaultPipeline        = 1
-	defaultOwner           = "goroutine"
+	defaultOwner           = "loop"
 	defaultConnectTimeout  = Duration(5 * time.Second)
 	defaultResponseTimeout = Duration(60 * time.Second)
 	defaultUpstreamIdle    = Duration(60 * time.Second)

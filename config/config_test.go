@@ -778,7 +778,7 @@ func fullConfig(source string) *Config {
 				Servers: []ServerAddr{{"[fd00::1]:80", 1}},
 				Conns:   16,
 				Queue:   64, Pipeline: 1,
-				Owner:           "goroutine",
+				Owner:           "loop",
 				ConnectTimeout:  Duration(5 * time.Second),
 				ResponseTimeout: Duration(60 * time.Second),
 				IdleTimeout:     Duration(60 * time.Second),

@@ -40,7 +40,7 @@ func ExampleParse() {
 	// Output:
 	// listen: [127.0.0.1:8080]
 	// header timeout: 10s
-	// backend: app [127.0.0.1:9000] conns 16 queue 64 owner goroutine
+	// backend: app [127.0.0.1:9000] conns 16 queue 64 owner loop
 	// route: host "example.test" prefix "/" -> app
 }
 
@@ -86,7 +86,7 @@ func TestMinimalDefaults(t *testing.T) {
 			Servers: []config.ServerAddr{{Addr: "127.0.0.1:9000", Weight: 1}},
 			Conns:   16,
 			Queue:   64, Pipeline: 1,
-			Owner:           "goroutine",
+			Owner:           "loop",
 			ConnectTimeout:  config.Duration(5 * time.Second),
 			ResponseTimeout: config.Duration(60 * time.Second),
 			IdleTimeout:     config.Duration(60 * time.Second),

@@ -99,6 +99,9 @@ func newRoundTripper(t testing.TB, addr string) *roundTripper {
 // route → owner → upstream → parser → loop → client) allocates nothing in
 // steady state, in either owner mode.
 func TestProxyRoundTripAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race; run without it (.ci/run does)")
+	}
 	addr := fixedBackend(t)
 	_, paddr := startProxy(t, "loops = 1", backendTOML(addr, "conns = 2"))
 	rt := newRoundTripper(t, paddr)

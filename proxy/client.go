@@ -30,7 +30,9 @@ type client struct {
 	c     *loop.Conn
 	w     *worker
 	state uint8
-	req   h1parse.Request
+	// req is the parsed head; its byte slices point into the connection's
+	// input and are valid only while the Data call that parsed it runs.
+	req h1parse.Request
 
 	ex        *backend.Exchange
 	reqDone   bool // the whole request (head and body) has been read
@@ -44,6 +46,8 @@ type client struct {
 	queued    bool            // waiting in a pool's queue for a connection
 	upHead    []byte          // the upstream request (head and inline body)
 	streaming bool            // the request body is streamed after upHead
+	canReplay bool            // the request may be sent again (saved: cl.req's bytes do not outlive Data)
+	isHead    bool            // the method is HEAD
 
 	// pendingStatus is Apex's own answer decided while the owner still had
 	// the exchange (a broken or oversized request body); it replaces the

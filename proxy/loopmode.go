@@ -45,8 +45,9 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 	pool := rt.backend.Pool(w.loop.ID(), w.next())
 	// Acquire may answer at once (Assigned, or ResponseError when the
 	// connect cannot even start): nothing below may assume a state.
-	pipelinable := !cl.streaming && replayable(r)
-	if !pool.Acquire(cl, pipelinable) {
+	cl.canReplay = !cl.streaming && replayable(r)
+	cl.isHead = h1parse.EqualFold(r.Method, "HEAD")
+	if !pool.Acquire(cl, cl.canReplay) {
 		cl.queued = false
 		w.inflight--
 		w.stats.shed++
@@ -71,7 +72,9 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 func (cl *client) Assigned(uc *backend.UpConn) {
 	cl.queued = false
 	cl.uc = uc
-	uc.Send(cl.upHead, !cl.streaming && replayable(&cl.req), h1parse.EqualFold(cl.req.Method, "HEAD"), cl.req.Minor, cl.streaming)
+	// cl.req's slices point into input already consumed: only the facts
+	// saved at startLoopExchange may be used here.
+	uc.Send(cl.upHead, cl.canReplay, cl.isHead, cl.req.Minor, cl.streaming)
 	if cl.state == stBody {
 		cl.c.ResumeRead()
 	}

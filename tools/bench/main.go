@@ -38,6 +38,7 @@ type options struct {
 	scenario     string
 	apexConns    int
 	apexOwner    string
+	apexExtra    string
 	apexBin      string
 	nginxKA      int
 	wrkThreads   int
@@ -79,6 +80,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.scenario, "scenario", "", "run a registered scenario instead of the default matrix")
 	fs.IntVar(&o.apexConns, "apex-conns", 64, "apex upstream connections per backend server ([[backend]] conns)")
 	fs.StringVar(&o.apexOwner, "apex-owner", "", "apex [[backend]] owner: goroutine or loop (default: apex's own default)")
+	fs.StringVar(&o.apexExtra, "apex-backend", "", "extra TOML lines for apex's [[backend]], e.g. 'pipeline = 8' (use \\n between lines)")
 	fs.StringVar(&o.apexBin, "apex-bin", "", "use this apex-epoll binary instead of building ./cmd/apex-epoll")
 	fs.IntVar(&o.nginxKA, "nginx-keepalive", 0, "nginx upstream keepalive, its idle upstream connection cache (default: the largest connection count of the run, so that nginx never closes upstream connections between requests)")
 	fs.IntVar(&o.wrkThreads, "wrk-threads", 1, "wrk -t")
@@ -504,7 +506,7 @@ func (b *bench) startBackend() error {
 func (b *bench) env() targetEnv {
 	return targetEnv{
 		tmp: b.tmp, backendAddr: b.bAddr, pinned: b.lay.name == "pinned",
-		proxyCPUs: b.lay.proxyCPUs, apexBin: b.o.apexBin, apexConns: b.o.apexConns, apexOwner: b.o.apexOwner,
+		proxyCPUs: b.lay.proxyCPUs, apexBin: b.o.apexBin, apexConns: b.o.apexConns, apexOwner: b.o.apexOwner, apexExtra: strings.ReplaceAll(b.o.apexExtra, `\n`, "\n"),
 		upstreamKA: b.o.nginxKA, startWait: 15 * time.Second,
 	}
 }

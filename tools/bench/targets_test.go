@@ -11,7 +11,7 @@ import (
 // change of the config format shows up here rather than as a target that
 // does not start.
 func TestApexConfig(t *testing.T) {
-	cfg := apexConfig("127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003", true, 64, "loop")
+	cfg := apexConfig("127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003", true, 64, "loop", "pipeline = 8")
 	c, err := config.Parse("bench.toml", []byte(cfg))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, cfg)
@@ -22,7 +22,7 @@ func TestApexConfig(t *testing.T) {
 		c.Backends[0].Conns != 64 || c.Backends[0].Owner != "loop" || len(c.Routes) != 1 || c.Routes[0].Backend != "echo" {
 		t.Fatalf("parsed %+v from\n%s", c, cfg)
 	}
-	free := apexConfig("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", false, 8, "")
+	free := apexConfig("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", false, 8, "", "")
 	c, err = config.Parse("bench.toml", []byte(free))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, free)
