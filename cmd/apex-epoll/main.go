@@ -74,10 +74,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	srv.Start()
-
+	// Catch signals before serving, so a stop request that follows the
+	// first answered request is never missed.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	srv.Start()
+
 	var s os.Signal
 	for s = range sig {
 		if s != syscall.SIGHUP {
