@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apex-epoll/apex/backend"
@@ -32,7 +33,14 @@ type Server struct {
 	workers  []*worker
 	backends []*backend.Backend
 	stopOnce sync.Once
+	draining atomic.Bool
 }
+
+// Draining reports whether Shutdown has begun (for the admin /healthz).
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// ConfigTOML is the running configuration as TOML (for the admin /config).
+func (s *Server) ConfigTOML() ([]byte, error) { return s.cfg.TOML() }
 
 // New builds the proxy for cfg: backends with their owners, the route
 // table, and the loops with their listeners (bound, not yet serving).
@@ -138,6 +146,7 @@ var ErrGraceExpired = errors.New("shutdown grace expired; remaining connections 
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.stopOnce.Do(func() {
+		s.draining.Store(true)
 		for _, w := range s.workers {
 			s.onLoop(w, w.beginDrain)
 		}

@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/apex-epoll/apex/admin"
 	"github.com/apex-epoll/apex/config"
 	"github.com/apex-epoll/apex/proxy"
 )
@@ -80,6 +82,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
 	srv.Start()
+	if cfg.Admin.Listen != "" {
+		adm, err := admin.Start(cfg.Admin.Listen, srv, log)
+		if err != nil {
+			log.Error("cannot start the admin endpoint", "listen", cfg.Admin.Listen, "err", err)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+			return 1
+		}
+		defer adm.Close(context.Background())
+	}
 
 	var s os.Signal
 	for s = range sig {
