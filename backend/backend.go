@@ -112,7 +112,9 @@ func (b *Backend) Close(grace time.Duration) {
 
 // InitLoops creates, in loop mode, each loop's pool for each server. Call
 // before the loops start. Each loop may hold up to Conns connections per
-// server, and Queue requests per server waiting for one.
+// server, and Conns × Queue requests per server waiting for one: Queue is
+// per connection, as it is per owner in goroutine mode, so both modes shed
+// load at the same depth.
 func (b *Backend) InitLoops(loops []*loop.Loop) error {
 	if !b.LoopMode {
 		return nil
@@ -132,7 +134,7 @@ func (b *Backend) InitLoops(loops []*loop.Loop) error {
 				Limits:          b.lim,
 				Logger:          b.log.With("backend", b.Name, "server", s.Addr, "loop", l.ID()),
 			}
-			b.pools[i] = append(b.pools[i], NewLoopPool(l, ap, oc, b.cfg.Conns, b.cfg.Queue, b.cfg.Pipeline))
+			b.pools[i] = append(b.pools[i], NewLoopPool(l, ap, oc, b.cfg.Conns, b.cfg.Conns*b.cfg.Queue, b.cfg.Pipeline))
 		}
 	}
 	return nil

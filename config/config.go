@@ -184,8 +184,8 @@ type Backend struct {
 	// "loop" (each event loop owns its own connections to each server, on
 	// its own epoll: no goroutine hop per request) or "goroutine" (the
 	// design card's Phase 1 owner: one goroutine per upstream connection,
-	// fed over a bounded queue). With "loop", Conns and Queue apply per
-	// loop. Default "loop", the faster one (docs/adr/0002-owner-mode.md);
+	// fed over a bounded queue). With "loop", Conns applies per loop, and
+	// each loop queues up to Conns × Queue requests per server. Default "loop", the faster one (docs/adr/0002-owner-mode.md);
 	// zero ("") means the default.
 	Owner string `toml:"owner"`
 

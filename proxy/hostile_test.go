@@ -1,0 +1,70 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// A client that pipelines 10,000 requests without reading is throttled:
+// Apex answers one request at a time and stops reading the client while
+// its output is full, so the backend sees only a bounded number of
+// requests until the client reads. Then every request is answered, in
+// order.
+func TestPipeliningFloodIsThrottled(t *testing.T) {
+	be := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write(bytes.Repeat([]byte("x"), 16<<10))
+	})
+	_, addr := startProxy(t, "loops = 1\noutput_buffer = 65536", backendTOML(be.addr(), ""))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 10000
+	var req bytes.Buffer
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&req, "GET /%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+	}
+	writeDone := make(chan error, 1)
+	go func() {
+		c.SetWriteDeadline(time.Now().Add(60 * time.Second))
+		_, err := c.Write(req.Bytes())
+		writeDone <- err
+	}()
+	// Without reading: the hits stop growing well short of n.
+	time.Sleep(500 * time.Millisecond)
+	stalled := be.hits.Load()
+	time.Sleep(300 * time.Millisecond)
+	if later := be.hits.Load(); later != stalled || later >= n {
+		t.Fatalf("backend hits went %d -> %d while the client read nothing: not throttled", stalled, later)
+	}
+	// Each response is 16 KiB: what is in flight is bounded by the output
+	// bound plus the kernel's socket buffers (a few MiB on loopback), far
+	// below the 160 MiB that n responses make.
+	if stalled > 2000 {
+		t.Fatalf("%d requests proxied before the client read anything", stalled)
+	}
+	// Now read everything: all n answered, in order.
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	br := bufio.NewReaderSize(c, 64<<10)
+	for i := 0; i < n; i++ {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		m, _ := io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 200 || m != 16<<10 {
+			t.Fatalf("response %d: %d, %d bytes", i, resp.StatusCode, m)
+		}
+	}
+	if err := <-writeDone; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("backend hits before the client read: %d of %d", stalled, n)
+}
