@@ -555,8 +555,10 @@ func (l *Loop) service(c *Conn) {
 		return
 	}
 	// Leftover input first (a handler resumed after a pipelined request).
+	delivered := false
 	if !c.readPaused && len(c.in) > 0 && !c.readable {
 		l.deliver(c, c.in)
+		delivered = true
 	}
 	for c.fd >= 0 && !c.readPaused && c.readable && !c.rdEOF {
 		var buf []byte
@@ -596,6 +598,12 @@ func (l *Loop) service(c *Conn) {
 		} else {
 			l.deliver(c, buf[:n])
 		}
+		delivered = true
+	}
+	// A resumed handler whose socket turned out empty (readable was stale)
+	// still gets its leftover input: no event will bring it back.
+	if !delivered && c.fd >= 0 && !c.readPaused && !c.lingering && len(c.in) > 0 {
+		l.deliver(c, c.in)
 	}
 	if c.fd < 0 {
 		return

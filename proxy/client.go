@@ -30,9 +30,13 @@ type client struct {
 	c     *loop.Conn
 	w     *worker
 	state uint8
-	// req is the parsed head; its byte slices point into the connection's
-	// input and are valid only while the Data call that parsed it runs.
-	req h1parse.Request
+	// rs holds the request being read (parsed head, chunked decoder),
+	// taken from the worker when a request starts and given back when its
+	// response is done, so an idle keep-alive connection holds only this
+	// struct. rs.req's byte slices point into the connection's input and
+	// are valid only during the Data call that parsed them.
+	rs    *reqState
+	minor int // the request's HTTP/1.x minor version
 
 	ex        *backend.Exchange
 	reqDone   bool // the whole request (head and body) has been read
@@ -46,7 +50,7 @@ type client struct {
 	queued    bool            // waiting in a pool's queue for a connection
 	upHead    []byte          // the upstream request (head and inline body)
 	streaming bool            // the request body is streamed after upHead
-	canReplay bool            // the request may be sent again (saved: cl.req's bytes do not outlive Data)
+	canReplay bool            // the request may be sent again (saved: cl.rs.req's bytes do not outlive Data)
 	isHead    bool            // the method is HEAD
 
 	// pendingStatus is Apex's own answer decided while the owner still had
@@ -58,7 +62,6 @@ type client struct {
 	bodyKind h1parse.BodyKind
 	bodyLeft int64
 	bodySeen int64
-	dec      h1parse.ChunkedDecoder
 	cur      *backend.BodyBuf // buffer being filled
 }
 
@@ -78,7 +81,10 @@ func (w *worker) Data(c *loop.Conn, in []byte) int {
 	switch cl.state {
 	case stIdle:
 		cl.state = stHead
-		cl.req.Reset()
+		if cl.rs == nil {
+			cl.rs = w.getReqState()
+		}
+		cl.rs.req.Reset()
 		c.SetTimeout(w.cfg.headerTimeout)
 		fallthrough
 	case stHead:
@@ -96,7 +102,7 @@ func (w *worker) Data(c *loop.Conn, in []byte) int {
 
 func (cl *client) readHead(in []byte) int {
 	w := cl.w
-	err := cl.req.Parse(in, &w.cfg.limits)
+	err := cl.rs.req.Parse(in, &w.cfg.limits)
 	if err == h1parse.ErrNeedMore {
 		return 0
 	}
@@ -109,7 +115,7 @@ func (cl *client) readHead(in []byte) int {
 		cl.refuse(status)
 		return len(in)
 	}
-	n := cl.req.HeadLen
+	n := cl.rs.req.HeadLen
 	return n + cl.startRequest(in[:n], in[n:])
 }
 
@@ -125,7 +131,8 @@ func (cl *client) refuse(status int) {
 // bytes after the head) it consumed.
 func (cl *client) startRequest(head, rest []byte) int {
 	w := cl.w
-	r := &cl.req
+	r := &cl.rs.req
+	cl.minor = r.Minor
 	w.stats.requests++
 	cl.reqDone, cl.headSent, cl.abortBody, cl.pendingStatus = false, false, false, 0
 	cl.loopMode = false
@@ -212,7 +219,7 @@ func (cl *client) startRequest(head, rest []byte) int {
 	}
 	cl.state = stBody
 	cl.bodySeen = 0
-	cl.dec.Reset()
+	cl.rs.dec.Reset()
 	if r.Expect100 {
 		// Apex asks for the body itself (as nginx does) and does not
 		// forward Expect: the client gets its 100 now.
@@ -269,7 +276,7 @@ func (cl *client) feedBody(in []byte) int {
 				cl.sendCur(false)
 				continue
 			}
-			n, data, err := cl.dec.Decode(in[:min(len(in), room)])
+			n, data, err := cl.rs.dec.Decode(in[:min(len(in), room)])
 			if err != nil {
 				cl.bodyError(400)
 				return used + len(in)
@@ -282,8 +289,8 @@ func (cl *client) feedBody(in []byte) int {
 				b.Data = h1parse.AppendChunkEnd(b.Data)
 				cl.bodySeen += int64(len(data))
 			}
-			if cl.dec.Done() {
-				b.Data = h1parse.AppendLastChunk(b.Data, cl.dec.Trailer())
+			if cl.rs.dec.Done() {
+				b.Data = h1parse.AppendLastChunk(b.Data, cl.rs.dec.Trailer())
 				cl.reqDone = true
 			}
 		}
@@ -434,7 +441,7 @@ func (cl *client) writeConnection() {
 	switch {
 	case !cl.keepAlive:
 		cl.c.WriteString("Connection: close\r\n\r\n")
-	case cl.req.Minor == 0:
+	case cl.minor == 0:
 		cl.c.WriteString("Connection: keep-alive\r\n\r\n")
 	default:
 		cl.c.WriteString("\r\n")
@@ -454,7 +461,7 @@ func (cl *client) writeError(status int) {
 func (cl *client) writeFixed(rt *route) {
 	cl.c.Write(rt.fixedHead)
 	cl.writeConnection()
-	if !h1parse.EqualFold(cl.req.Method, "HEAD") {
+	if !h1parse.EqualFold(cl.rs.req.Method, "HEAD") {
 		cl.c.Write(rt.fixedBody)
 	}
 	cl.headSent = true
@@ -464,6 +471,7 @@ func (cl *client) writeFixed(rt *route) {
 // next request (offering any pipelined bytes already read), or close it.
 func (cl *client) finishResponse(bool) {
 	c := cl.c
+	cl.w.putReqState(cl)
 	if !cl.keepAlive || !cl.reqDone || cl.w.draining {
 		cl.state = stDone
 		c.CloseWhenFlushed()

@@ -37,12 +37,21 @@ func TestPipeliningFloodIsThrottled(t *testing.T) {
 		_, err := c.Write(req.Bytes())
 		writeDone <- err
 	}()
-	// Without reading: the hits stop growing well short of n.
-	time.Sleep(500 * time.Millisecond)
-	stalled := be.hits.Load()
-	time.Sleep(300 * time.Millisecond)
-	if later := be.hits.Load(); later != stalled || later >= n {
-		t.Fatalf("backend hits went %d -> %d while the client read nothing: not throttled", stalled, later)
+	// Without reading: the hits stop growing well short of n. Wait until
+	// they hold still (slower under -race), then check where they stopped.
+	var stalled int64 = -1
+	prev := int64(-1)
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); {
+		time.Sleep(300 * time.Millisecond)
+		cur := be.hits.Load()
+		if cur == prev {
+			stalled = cur
+			break
+		}
+		prev = cur
+	}
+	if stalled < 0 || stalled >= n {
+		t.Fatalf("backend hits never stopped growing (last %d) while the client read nothing: not throttled", prev)
 	}
 	// Each response is 16 KiB: what is in flight is bounded by the output
 	// bound plus the kernel's socket buffers (a few MiB on loopback), far

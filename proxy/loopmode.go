@@ -14,7 +14,7 @@ import (
 // it returns how many bytes of rest (after the head) it consumed.
 func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 	w := cl.w
-	r := &cl.req
+	r := &cl.rs.req
 	cl.loopMode = true
 	cl.upHead = cl.appendUpstreamHead(cl.upHead[:0], rt, host)
 	consumed := 0
@@ -30,7 +30,7 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 	default:
 		cl.streaming = true
 		cl.bodySeen = 0
-		cl.dec.Reset()
+		cl.rs.dec.Reset()
 	}
 	if cl.streaming {
 		cl.state = stBody
@@ -72,9 +72,9 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 func (cl *client) Assigned(uc *backend.UpConn) {
 	cl.queued = false
 	cl.uc = uc
-	// cl.req's slices point into input already consumed: only the facts
+	// cl.rs.req's slices point into input already consumed: only the facts
 	// saved at startLoopExchange may be used here.
-	uc.Send(cl.upHead, cl.canReplay, cl.isHead, cl.req.Minor, cl.streaming)
+	uc.Send(cl.upHead, cl.canReplay, cl.isHead, cl.rs.req.Minor, cl.streaming)
 	if cl.state == stBody {
 		cl.c.ResumeRead()
 	}
@@ -102,7 +102,7 @@ func (cl *client) feedBodyLoop(in []byte) int {
 			in = in[k:]
 			used += int(k)
 		case h1parse.BodyChunked:
-			n, data, err := cl.dec.Decode(in)
+			n, data, err := cl.rs.dec.Decode(in)
 			if err != nil {
 				cl.loopBodyError(400)
 				return used + len(in)
@@ -116,9 +116,9 @@ func (cl *client) feedBodyLoop(in []byte) int {
 				uc.WriteBody(data, false)
 				full = uc.WriteBody(crlf, false)
 			}
-			if cl.dec.Done() {
+			if cl.rs.dec.Done() {
 				cl.reqDone = true
-				w.scratch = h1parse.AppendLastChunk(w.scratch[:0], cl.dec.Trailer())
+				w.scratch = h1parse.AppendLastChunk(w.scratch[:0], cl.rs.dec.Trailer())
 				full = uc.WriteBody(w.scratch, true)
 			}
 		}

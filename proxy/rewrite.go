@@ -9,7 +9,7 @@ import "github.com/apex-epoll/apex/h1parse"
 // Proxy-Connection, TE, Transfer-Encoding, Upgrade) are dropped, and so is
 // Expect, which Apex answers itself.
 func (cl *client) appendUpstreamHead(dst []byte, rt *route, host []byte) []byte {
-	r := &cl.req
+	r := &cl.rs.req
 	dst = append(dst, r.Method...)
 	dst = append(dst, ' ')
 	dst = append(dst, r.Target...)

@@ -33,7 +33,8 @@ type worker struct {
 	inflight int
 	rr       int
 	free     []*client
-	scratch  []byte // chunk framing being written
+	reqFree  []*reqState // request states not in use
+	scratch  []byte      // chunk framing being written
 	stats    workerStats
 }
 
@@ -85,7 +86,37 @@ func (w *worker) putClient(cl *client) {
 	cl.c = nil
 	cl.cur = nil
 	cl.held = nil
+	w.putReqState(cl)
 	if len(w.free) < 1024 {
 		w.free = append(w.free, cl)
+	}
+}
+
+// reqState is what a client needs only while a request is in progress.
+type reqState struct {
+	req h1parse.Request
+	dec h1parse.ChunkedDecoder // 8 KiB of trailer space: not for idle connections
+}
+
+func (w *worker) getReqState() *reqState {
+	if n := len(w.reqFree); n > 0 {
+		rs := w.reqFree[n-1]
+		w.reqFree[n-1] = nil
+		w.reqFree = w.reqFree[:n-1]
+		return rs
+	}
+	return &reqState{}
+}
+
+// putReqState takes cl's request state back, keeping a bounded number for
+// reuse.
+func (w *worker) putReqState(cl *client) {
+	rs := cl.rs
+	if rs == nil {
+		return
+	}
+	cl.rs = nil
+	if len(w.reqFree) < 256 {
+		w.reqFree = append(w.reqFree, rs)
 	}
 }
