@@ -182,19 +182,8 @@ func (cl *client) startRequest(head, rest []byte) int {
 	ex.HeadRequest = h1parse.EqualFold(r.Method, "HEAD")
 	ex.ClientMinor = r.Minor
 	ex.Head = cl.appendUpstreamHead(ex.Head, rt, host)
-	consumed := 0
-	switch {
-	case cl.bodyKind == h1parse.BodyNone:
-		cl.reqDone = true
-	case cl.bodyKind == h1parse.BodyLength && cl.bodyLeft <= inlineBodyMax && int64(len(rest)) >= cl.bodyLeft:
-		// The whole (small) body is here: one write upstream, replayable.
-		ex.Head = append(ex.Head, rest[:cl.bodyLeft]...)
-		consumed = int(cl.bodyLeft)
-		cl.bodyLeft = 0
-		cl.reqDone = true
-	default:
-		ex.Streaming = true
-	}
+	var consumed int
+	ex.Head, consumed, ex.Streaming = cl.inlineBody(ex.Head, rest)
 	ex.Replayable = !ex.Streaming && replayable(r)
 	cl.ex = ex
 	if !rt.backend.Submit(ex, w.next()) {
@@ -227,6 +216,25 @@ func (cl *client) startRequest(head, rest []byte) int {
 	}
 	cl.c.SetTimeout(w.cfg.bodyTimeout)
 	return consumed + cl.feedBody(rest)
+}
+
+// inlineBody appends the request body to head when it is small and
+// already here (one write upstream, and the request stays replayable), and
+// reports how many bytes of rest it used and whether the body must be
+// streamed instead.
+func (cl *client) inlineBody(head, rest []byte) ([]byte, int, bool) {
+	switch {
+	case cl.bodyKind == h1parse.BodyNone:
+		cl.reqDone = true
+		return head, 0, false
+	case cl.bodyKind == h1parse.BodyLength && cl.bodyLeft <= inlineBodyMax && int64(len(rest)) >= cl.bodyLeft:
+		n := int(cl.bodyLeft)
+		head = append(head, rest[:n]...)
+		cl.bodyLeft = 0
+		cl.reqDone = true
+		return head, n, false
+	}
+	return head, 0, true
 }
 
 // replayable: idempotent methods (RFC 9110 §9.2.2) or an Idempotency-Key.

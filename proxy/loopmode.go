@@ -17,18 +17,9 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 	r := &cl.rs.req
 	cl.loopMode = true
 	cl.upHead = cl.appendUpstreamHead(cl.upHead[:0], rt, host)
-	consumed := 0
-	cl.streaming = false
-	switch {
-	case cl.bodyKind == h1parse.BodyNone:
-		cl.reqDone = true
-	case cl.bodyKind == h1parse.BodyLength && cl.bodyLeft <= inlineBodyMax && int64(len(rest)) >= cl.bodyLeft:
-		cl.upHead = append(cl.upHead, rest[:cl.bodyLeft]...)
-		consumed = int(cl.bodyLeft)
-		cl.bodyLeft = 0
-		cl.reqDone = true
-	default:
-		cl.streaming = true
+	var consumed int
+	cl.upHead, consumed, cl.streaming = cl.inlineBody(cl.upHead, rest)
+	if cl.streaming {
 		cl.bodySeen = 0
 		cl.rs.dec.Reset()
 	}
