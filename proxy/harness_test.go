@@ -57,6 +57,10 @@ func startProxyB(t testing.TB, serverExtra, body string) (*Server, string) {
 var ownerMode = "goroutine"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(fdChildEnv) != "" {
+		runFDLimitChild() // a child process of TestFDExhaustion
+		return
+	}
 	code := 0
 	for _, mode := range []string{"goroutine", "loop"} {
 		ownerMode = mode
