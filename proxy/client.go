@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"errors"
+
 	"github.com/apex-epoll/apex/backend"
 	"github.com/apex-epoll/apex/h1parse"
 	"github.com/apex-epoll/apex/loop"
@@ -183,7 +185,14 @@ func (cl *client) startRequest(head, rest []byte) int {
 	ex.ClientMinor = r.Minor
 	ex.Head = cl.appendUpstreamHead(ex.Head, rt, host)
 	var consumed int
-	ex.Head, consumed, ex.Streaming = cl.inlineBody(ex.Head, rest)
+	var berr error
+	ex.Head, consumed, ex.Streaming, berr = cl.inlineBody(ex.Head, rest)
+	if berr != nil {
+		ex.Release()
+		w.stats.refused(refusalStatus(berr))
+		cl.refuse(refusalStatus(berr))
+		return len(rest)
+	}
 	ex.Replayable = !ex.Streaming && replayable(r)
 	cl.ex = ex
 	if !rt.backend.Submit(ex, w.next()) {
@@ -218,23 +227,67 @@ func (cl *client) startRequest(head, rest []byte) int {
 	return consumed + cl.feedBody(rest)
 }
 
+// errBodyTooLarge refuses a body over server.max_body_bytes (413).
+var errBodyTooLarge = errors.New("request body over max_body_bytes")
+
+// refusalStatus is the status for a body refused by inlineBody.
+func refusalStatus(err error) int {
+	if err == errBodyTooLarge {
+		return 413
+	}
+	return 400
+}
+
 // inlineBody appends the request body to head when it is small and
 // already here (one write upstream, and the request stays replayable), and
 // reports how many bytes of rest it used and whether the body must be
 // streamed instead.
-func (cl *client) inlineBody(head, rest []byte) ([]byte, int, bool) {
+func (cl *client) inlineBody(head, rest []byte) ([]byte, int, bool, error) {
 	switch {
 	case cl.bodyKind == h1parse.BodyNone:
 		cl.reqDone = true
-		return head, 0, false
+		return head, 0, false, nil
 	case cl.bodyKind == h1parse.BodyLength && cl.bodyLeft <= inlineBodyMax && int64(len(rest)) >= cl.bodyLeft:
 		n := int(cl.bodyLeft)
 		head = append(head, rest[:n]...)
 		cl.bodyLeft = 0
 		cl.reqDone = true
-		return head, n, false
+		return head, n, false, nil
+	case cl.bodyKind == h1parse.BodyChunked && len(rest) > 0 && len(rest) <= inlineBodyMax:
+		// A small chunked body that is all here is validated before
+		// anything goes upstream: bad framing is refused with nothing
+		// forwarded, as for a bad head.
+		dec := &cl.rs.dec
+		dec.Reset()
+		mark := len(head)
+		used := 0
+		var total int64
+		for used < len(rest) && !dec.Done() {
+			n, data, err := dec.Decode(rest[used:])
+			if err != nil {
+				dec.Reset()
+				return head[:mark], 0, false, err
+			}
+			used += n
+			if total += int64(len(data)); cl.w.cfg.maxBody > 0 && total > cl.w.cfg.maxBody {
+				dec.Reset()
+				return head[:mark], 0, false, errBodyTooLarge
+			}
+			if len(data) > 0 {
+				head = h1parse.AppendChunkHeader(head, len(data))
+				head = append(head, data...)
+				head = h1parse.AppendChunkEnd(head)
+			}
+		}
+		if dec.Done() {
+			head = h1parse.AppendLastChunk(head, dec.Trailer())
+			cl.reqDone = true
+			return head, used, false, nil
+		}
+		dec.Reset() // incomplete: stream it from the start
+		return head[:mark], 0, true, nil
 	}
-	return head, 0, true
+	return head, 0, true, nil
 }
 
 // replayable: idempotent methods (RFC 9110 §9.2.2) or an Idempotency-Key.

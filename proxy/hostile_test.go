@@ -77,3 +77,39 @@ func TestPipeliningFloodIsThrottled(t *testing.T) {
 	}
 	t.Logf("backend hits before the client read: %d of %d", stalled, n)
 }
+
+// A small chunked body that arrives with its head is validated before
+// anything goes upstream: bad framing or an oversized body is refused and
+// the backend sees nothing at all (not even the head).
+func TestBadSmallChunkedBodyNeverForwarded(t *testing.T) {
+	be := startBackend(t, func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })
+	_, addr := startProxy(t, "max_body_bytes = 10", backendTOML(be.addr(), ""))
+	cases := []struct {
+		body string
+		want int
+	}{
+		{"zz\r\nabc\r\n0\r\n\r\n", 400},                      // size not hex
+		{"3\r\nabcX\r\n0\r\n\r\n", 400},                      // data not followed by CRLF
+		{"fffffffffffffffff\r\n", 400},                       // overflow
+		{"8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n", 413}, // over max_body_bytes
+	}
+	for _, tc := range cases {
+		c := dial(t, addr)
+		br := bufio.NewReader(c)
+		resp, _ := roundTrip(t, c, br, "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"+tc.body, "POST")
+		if resp.StatusCode != tc.want {
+			t.Fatalf("%q: got %d, want %d", tc.body, resp.StatusCode, tc.want)
+		}
+		expectClosed(t, c, br)
+	}
+	// A good one still goes through.
+	c := dial(t, addr)
+	br := bufio.NewReader(c)
+	resp, _ := roundTrip(t, c, br, "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "POST")
+	if resp.StatusCode != 200 {
+		t.Fatalf("valid chunked body: %d", resp.StatusCode)
+	}
+	if n := be.hits.Load(); n != 1 {
+		t.Fatalf("backend saw %d requests, want only the valid one", n)
+	}
+}

@@ -18,7 +18,13 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 	cl.loopMode = true
 	cl.upHead = cl.appendUpstreamHead(cl.upHead[:0], rt, host)
 	var consumed int
-	cl.upHead, consumed, cl.streaming = cl.inlineBody(cl.upHead, rest)
+	var berr error
+	cl.upHead, consumed, cl.streaming, berr = cl.inlineBody(cl.upHead, rest)
+	if berr != nil {
+		w.stats.refused(refusalStatus(berr))
+		cl.refuse(refusalStatus(berr))
+		return len(rest)
+	}
 	if cl.streaming {
 		cl.bodySeen = 0
 		cl.rs.dec.Reset()
