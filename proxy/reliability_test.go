@@ -292,3 +292,57 @@ func TestBackendKilledUnderLoad(t *testing.T) {
 	}
 	t.Logf("owner %s: %d ok, %d 502/503, %d closed connections", ownerMode, ok.Load(), failed.Load(), closed.Load())
 }
+
+// Slow uploader: a client sending a 64 MiB body in pieces with pauses
+// (the backend reads as fast as it can) and a backend reading slowly (the
+// client sends as fast as it can): either way the proxy's heap stays flat
+// and the body arrives whole.
+func TestSlowUploadBoundedMemory(t *testing.T) {
+	const size = 64 << 20
+	var slowBackend atomic.Bool
+	be := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 64<<10)
+		var n int64
+		for {
+			m, err := r.Body.Read(buf)
+			n += int64(m)
+			if err != nil {
+				break
+			}
+			if slowBackend.Load() && n < 8<<20 {
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		fmt.Fprintf(w, "%d", n)
+	})
+	_, addr := startProxy(t, "", backendTOML(be.addr(), ""))
+	for _, slowSide := range []string{"client", "backend"} {
+		slowBackend.Store(slowSide == "backend")
+		c := dial(t, addr)
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		fmt.Fprintf(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+		hw := watchHeap()
+		chunk := bytes.Repeat([]byte("u"), 64<<10)
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				t.Fatal(err)
+			}
+			if slowSide == "client" && sent < 4<<20 {
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		grown := hw.growth()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if string(b) != fmt.Sprint(size) {
+			t.Fatalf("slow %s: backend got %q bytes, want %d", slowSide, b, size)
+		}
+		if grown > 16<<20 {
+			t.Fatalf("slow %s: heap grew by %d MiB during a %d MiB upload", slowSide, grown>>20, size>>20)
+		}
+		t.Logf("owner %s, slow %s: heap growth %d KiB", ownerMode, slowSide, grown>>10)
+	}
+}
