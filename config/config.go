@@ -158,13 +158,16 @@ type Backend struct {
 	// required. Zero (empty) is invalid.
 	Servers []ServerAddr `toml:"servers"`
 
-	// Conns is the number of upstream connections (each with its owner)
-	// kept per server, TOML "conns", 1..4096. Default 16. Zero means the
-	// default.
+	// Conns is the number of upstream connections kept per server, TOML
+	// "conns", 1..4096: per loop with owner = "loop", per backend (one
+	// owner goroutine each) with owner = "goroutine". Default 16. Zero
+	// means the default.
 	Conns int `toml:"conns"`
 
-	// Queue is the number of requests that may wait for one owner before
-	// further requests get 503, TOML "queue", 1..65536. The bound turns an
+	// Queue is the number of requests that may wait per upstream
+	// connection before further requests get 503, TOML "queue", 1..65536:
+	// per owner goroutine, or Conns × Queue per loop and server with
+	// owner = "loop". The bound turns an
 	// overloaded upstream into fast failures rather than unbounded memory
 	// and latency. Default 64. Zero means the default.
 	Queue int `toml:"queue"`
