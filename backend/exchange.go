@@ -56,6 +56,10 @@ type Exchange struct {
 }
 
 // BodyBuf carries request body bytes from the loop to the owner.
+//
+// Invariant: each exchange has exactly two, each either with the loop
+// (its bit set in freeMask) or in transit to or at the owner; Data never
+// grows past BodyBufSize.
 type BodyBuf struct {
 	task  loop.Task
 	ex    *Exchange
@@ -153,6 +157,10 @@ func (b *BodyBuf) returned() {
 }
 
 // Chunk carries response bytes from an owner to the client's loop.
+//
+// Invariant: each owner has chunkCount chunks, each either in owner.free,
+// being filled by the owner, or posted to a loop (which holds it until it
+// calls Release, once); buf never grows past chunkSize plus framing.
 type Chunk struct {
 	task  loop.Task
 	owner *Owner

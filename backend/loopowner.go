@@ -47,7 +47,9 @@ type Client interface {
 //
 // Invariant: open counts connections dialed and not yet closed (idle,
 // busy or connecting) and never exceeds max; every UpConn in idle has no
-// client; len(waiters) <= queue.
+// request queued; len(waiters) <= queue (clients that closed while queued
+// keep their place until popped, then are skipped); scratch holds one
+// response head or chunk-size line at a time.
 type LoopPool struct {
 	l       *loop.Loop
 	addr    netip.AddrPort
@@ -132,18 +134,28 @@ func (p *LoopPool) dial() (*UpConn, error) {
 // release takes uc back after an exchange ended cleanly: the next queued
 // client gets it, or it waits in idle.
 func (p *LoopPool) release(uc *UpConn) {
+	if cl := p.nextWaiter(); cl != nil {
+		uc.assign(cl)
+		return
+	}
+	uc.c.SetTimeout(int64(p.cfg.IdleTimeout))
+	p.idle = append(p.idle, uc)
+}
+
+// nextWaiter pops the oldest queued client still connected, or nil. A pop
+// shifts the queue (O(len), at most conns × queue pointers): it happens
+// only while every connection is busy, and keeps the queue a plain slice.
+func (p *LoopPool) nextWaiter() Client {
 	for len(p.waiters) > 0 {
 		cl := p.waiters[0]
 		copy(p.waiters, p.waiters[1:])
 		p.waiters[len(p.waiters)-1] = nil
 		p.waiters = p.waiters[:len(p.waiters)-1]
 		if !cl.Gone() {
-			uc.assign(cl)
-			return
+			return cl
 		}
 	}
-	uc.c.SetTimeout(int64(p.cfg.IdleTimeout))
-	p.idle = append(p.idle, uc)
+	return nil
 }
 
 // closed accounts for a connection that is gone, and gives its place to a
@@ -158,13 +170,10 @@ func (p *LoopPool) closed(uc *UpConn) {
 			break
 		}
 	}
-	for len(p.waiters) > 0 && p.open < p.max {
-		cl := p.waiters[0]
-		copy(p.waiters, p.waiters[1:])
-		p.waiters[len(p.waiters)-1] = nil
-		p.waiters = p.waiters[:len(p.waiters)-1]
-		if cl.Gone() {
-			continue
+	for p.open < p.max {
+		cl := p.nextWaiter()
+		if cl == nil {
+			return
 		}
 		nuc, err := p.dial()
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/apex-epoll/apex/h1parse"
@@ -390,8 +389,9 @@ func (o *Owner) appendHead(dst []byte, r *h1parse.Response, chunkedOut bool) []b
 	return AppendClientHead(dst, r, chunkedOut)
 }
 
-// next posts ch if it is full and returns a fresh chunk; it returns nil if
-// the client went away (the caller then gives up the connection).
+// flushIfFull posts ch when it has less than need bytes of room (or holds
+// a full chunk) and returns a fresh one; nil if the client went away (the
+// caller then gives up the connection).
 func (o *Owner) flushIfFull(ex *Exchange, ch *Chunk, need int) *Chunk {
 	if cap(ch.Data)-len(ch.Data) >= need && len(ch.Data) < chunkSize {
 		return ch
@@ -420,29 +420,63 @@ func (o *Owner) read(c *net.TCPConn) (int, error) {
 	return c.Read(o.rbuf)
 }
 
+// appendBody adds data to the response, framed as one chunk per piece when
+// reframe, posting chunks as they fill; nil when the client went away.
+func (o *Owner) appendBody(ex *Exchange, ch *Chunk, data []byte, reframe bool) *Chunk {
+	reserve := 0
+	if reframe {
+		reserve = 32 // chunk-size line and CRLF
+	}
+	for len(data) > 0 {
+		if ch = o.flushIfFull(ex, ch, reserve+1); ch == nil {
+			return nil
+		}
+		k := min(cap(ch.Data)-len(ch.Data)-reserve, len(data))
+		if reframe {
+			ch.Data = h1parse.AppendChunkHeader(ch.Data, k)
+		}
+		ch.Data = append(ch.Data, data[:k]...)
+		if reframe {
+			ch.Data = h1parse.AppendChunkEnd(ch.Data)
+		}
+		data = data[k:]
+	}
+	return ch
+}
+
+// readMore posts what ch holds (if anything) and reads the next body bytes
+// into rbuf. It returns the chunk to fill next and the bytes read; err is
+// set only when nothing was read. A nil chunk means the client went away
+// and the exchange has been ended.
+func (o *Owner) readMore(ex *Exchange, c *net.TCPConn, ch *Chunk) (*Chunk, []byte, error) {
+	if len(ch.Data) > 0 || len(ch.Head) > 0 {
+		o.post(ch)
+		if ex.cancelled.Load() {
+			return nil, nil, o.abort(ex, nil, errClientGone)
+		}
+		ch = o.getChunk(ex)
+	}
+	m, err := o.read(c)
+	if m > 0 {
+		err = nil
+	}
+	return ch, o.rbuf[:m], err
+}
+
+var errClientGone = errors.New("client gone")
+
 func (o *Owner) relayLength(ex *Exchange, c *net.TCPConn, ch *Chunk, body []byte, length int64) error {
 	remain := length
 	for {
-		take := body
-		excess := int64(len(take)) > remain
+		excess := int64(len(body)) > remain
 		if excess {
 			// More bytes than the Content-Length promised, after part of
 			// the response went out: the client gets exactly the declared
 			// body and the connection, whose framing is lost, is dropped.
-			take = take[:remain]
-			body = take
+			body = body[:remain]
 		}
-		for len(take) > 0 {
-			room := cap(ch.Data) - len(ch.Data)
-			if room == 0 {
-				if ch = o.flushIfFull(ex, ch, 1); ch == nil {
-					return o.abort(ex, nil, errClientGone)
-				}
-				continue
-			}
-			k := min(room, len(take))
-			ch.Data = append(ch.Data, take[:k]...)
-			take = take[k:]
+		if ch = o.appendBody(ex, ch, body, false); ch == nil {
+			return o.abort(ex, nil, errClientGone)
 		}
 		remain -= int64(len(body))
 		if remain == 0 {
@@ -454,22 +488,14 @@ func (o *Owner) relayLength(ex *Exchange, c *net.TCPConn, ch *Chunk, body []byte
 			o.keepOrClose(&o.resp)
 			return nil
 		}
-		if len(ch.Data) > 0 || len(ch.Head) > 0 {
-			o.post(ch)
-			if ex.cancelled.Load() {
-				return o.abort(ex, nil, errClientGone)
-			}
-			ch = o.getChunk(ex)
-		}
-		m, err := o.read(c)
-		if m == 0 && err != nil {
+		var err error
+		if ch, body, err = o.readMore(ex, c, ch); ch == nil {
+			return err
+		} else if err != nil {
 			return o.abort(ex, ch, err)
 		}
-		body = o.rbuf[:m]
 	}
 }
-
-var errClientGone = errors.New("client gone")
 
 func (o *Owner) relayChunked(ex *Exchange, c *net.TCPConn, ch *Chunk, body []byte, reframe bool) error {
 	for {
@@ -479,19 +505,8 @@ func (o *Owner) relayChunked(ex *Exchange, c *net.TCPConn, ch *Chunk, body []byt
 				return o.abort(ex, ch, err)
 			}
 			body = body[used:]
-			for len(data) > 0 {
-				if ch = o.flushIfFull(ex, ch, 32); ch == nil {
-					return o.abort(ex, nil, errClientGone)
-				}
-				k := min(cap(ch.Data)-len(ch.Data)-32, len(data))
-				if reframe {
-					ch.Data = h1parse.AppendChunkHeader(ch.Data, k)
-				}
-				ch.Data = append(ch.Data, data[:k]...)
-				if reframe {
-					ch.Data = h1parse.AppendChunkEnd(ch.Data)
-				}
-				data = data[k:]
+			if ch = o.appendBody(ex, ch, data, reframe); ch == nil {
+				return o.abort(ex, nil, errClientGone)
 			}
 		}
 		if o.dec.Done() {
@@ -510,50 +525,26 @@ func (o *Owner) relayChunked(ex *Exchange, c *net.TCPConn, ch *Chunk, body []byt
 			o.keepOrClose(&o.resp)
 			return nil
 		}
-		if len(ch.Data) > 0 || len(ch.Head) > 0 {
-			o.post(ch)
-			if ex.cancelled.Load() {
-				return o.abort(ex, nil, errClientGone)
-			}
-			ch = o.getChunk(ex)
-		}
-		m, err := o.read(c)
-		if m == 0 && err != nil {
+		var err error
+		if ch, body, err = o.readMore(ex, c, ch); ch == nil {
+			return err
+		} else if err != nil {
 			return o.abort(ex, ch, err)
 		}
-		body = o.rbuf[:m]
 	}
 }
 
 func (o *Owner) relayUntilClose(ex *Exchange, c *net.TCPConn, ch *Chunk, body []byte, reframe bool) error {
 	for {
-		for len(body) > 0 {
-			if ch = o.flushIfFull(ex, ch, 32); ch == nil {
-				return o.abort(ex, nil, errClientGone)
-			}
-			k := min(cap(ch.Data)-len(ch.Data)-32, len(body))
-			if reframe {
-				ch.Data = h1parse.AppendChunkHeader(ch.Data, k)
-			}
-			ch.Data = append(ch.Data, body[:k]...)
-			if reframe {
-				ch.Data = h1parse.AppendChunkEnd(ch.Data)
-			}
-			body = body[k:]
+		if ch = o.appendBody(ex, ch, body, reframe); ch == nil {
+			return o.abort(ex, nil, errClientGone)
 		}
-		if len(ch.Data) > 0 || len(ch.Head) > 0 {
-			o.post(ch)
-			if ex.cancelled.Load() {
-				return o.abort(ex, nil, errClientGone)
-			}
-			ch = o.getChunk(ex)
-		}
-		m, err := o.read(c)
-		if m > 0 {
-			body = o.rbuf[:m]
-			continue
+		var err error
+		if ch, body, err = o.readMore(ex, c, ch); ch == nil {
+			return err
 		}
 		if err == io.EOF {
+			// The close is the end of this body (RFC 9112 §6.3).
 			if reframe {
 				ch.Data = h1parse.AppendLastChunk(ch.Data, nil)
 			}
@@ -562,9 +553,8 @@ func (o *Owner) relayUntilClose(ex *Exchange, c *net.TCPConn, ch *Chunk, body []
 			o.closeConn()
 			return nil
 		}
-		if errors.Is(err, syscall.ECONNRESET) {
+		if err != nil {
 			return o.abort(ex, ch, err)
 		}
-		return o.abort(ex, ch, err)
 	}
 }

@@ -65,8 +65,15 @@ const readBufSize = 64 << 10
 
 // Loop is one event loop: an epoll instance, its own SO_REUSEPORT listener
 // sockets, an eventfd door for other goroutines, a timer wheel and the
-// connections it accepted. Only its own goroutine touches its fields, except
-// door and the atomic counters.
+// connections it accepted or dialed. Only its own goroutine touches its
+// fields, except door and the atomic counters.
+//
+// Invariant: conns[fd] != nil exactly for the open connections this loop
+// owns (accepted or dialed), and nconns counts them; a connection is on the
+// ready list at most once (c.scheduled); each turn runs at most 4096 door
+// tasks and 256 accepts per listener before serving sockets again; rbuf
+// (64 KiB) is the only read buffer not owned by a connection and is valid
+// only during one Data call.
 type Loop struct {
 	id        int
 	cfg       Config
@@ -120,6 +127,9 @@ func (l *Loop) Conns() int64 { return l.nconns.Load() }
 func (l *Loop) Post(t *Task) { l.door.post(t) }
 
 // Group is a set of loops serving the same listen addresses.
+//
+// Invariant: Loops is fixed after NewGroup; Start runs exactly one
+// goroutine per loop, counted in wg, which ends when that loop stops.
 type Group struct {
 	Loops []*Loop
 	wg    sync.WaitGroup

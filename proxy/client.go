@@ -171,7 +171,7 @@ func (cl *client) startRequest(head, rest []byte) int {
 			cl.writeFixed(rt)
 		}
 		cl.reqDone = true
-		cl.finishResponse(false)
+		cl.finishResponse()
 		return 0
 	}
 
@@ -199,13 +199,7 @@ func (cl *client) startRequest(head, rest []byte) int {
 		cl.ex = nil
 		ex.Release()
 		w.stats.shed++
-		// Overloaded: answer at once. Unread body makes keep-alive unsafe.
-		if !cl.reqDone {
-			cl.keepAlive = false
-		}
-		cl.writeError(503)
-		cl.reqDone = true
-		cl.finishResponse(false)
+		cl.answer(503) // overloaded: answer at once
 		return consumed
 	}
 	w.inflight++
@@ -472,7 +466,7 @@ func (cl *client) Deliver(ch *backend.Chunk) {
 		if cl.state == stDone {
 			return
 		}
-		cl.finishResponse(false)
+		cl.finishResponse()
 	}
 }
 
@@ -509,6 +503,18 @@ func (cl *client) writeConnection() {
 	}
 }
 
+// answer sends Apex's own response status and ends the request. A request
+// body not read to its end cannot be told from the next request, so the
+// connection then closes.
+func (cl *client) answer(status int) {
+	if !cl.reqDone {
+		cl.keepAlive = false
+		cl.reqDone = true
+	}
+	cl.writeError(status)
+	cl.finishResponse()
+}
+
 func (cl *client) writeError(status int) {
 	cl.w.stats.answered(status)
 	i := 0
@@ -530,7 +536,7 @@ func (cl *client) writeFixed(rt *route) {
 
 // finishResponse ends a request/response cycle: keep the connection for the
 // next request (offering any pipelined bytes already read), or close it.
-func (cl *client) finishResponse(bool) {
+func (cl *client) finishResponse() {
 	c := cl.c
 	cl.w.putReqState(cl)
 	if !cl.keepAlive || !cl.reqDone || cl.w.draining {

@@ -48,12 +48,7 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 		cl.queued = false
 		w.inflight--
 		w.stats.shed++
-		if !cl.reqDone {
-			cl.keepAlive = false
-		}
-		cl.writeError(503)
-		cl.reqDone = true
-		cl.finishResponse(false)
+		cl.answer(503) // overloaded: answer at once
 		return consumed
 	}
 	if cl.state == stBody {
@@ -159,7 +154,7 @@ func (cl *client) loopBodyError(status int) {
 		return
 	}
 	cl.writeError(status)
-	cl.finishResponse(false)
+	cl.finishResponse()
 }
 
 // ResponseHead implements backend.Client.
@@ -192,7 +187,7 @@ func (cl *client) ResponseEnd() {
 		cl.keepAlive = false
 		cl.reqDone = true
 	}
-	cl.finishResponse(false)
+	cl.finishResponse()
 }
 
 // ResponseError implements backend.Client.
@@ -200,13 +195,8 @@ func (cl *client) ResponseError(status int) {
 	cl.uc = nil
 	cl.queued = false
 	cl.w.inflight--
-	if !cl.reqDone {
-		cl.keepAlive = false
-		cl.reqDone = true
-	}
 	cl.w.stats.upstreamErr(status)
-	cl.writeError(status)
-	cl.finishResponse(false)
+	cl.answer(status)
 }
 
 // ResponseAbort implements backend.Client.

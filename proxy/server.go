@@ -26,6 +26,10 @@ import (
 )
 
 // Server is a running proxy built from one configuration.
+//
+// Invariant: workers (one per loop) and backends are fixed after New; the
+// goroutines it starts are the loops' (Group) and, with owner =
+// "goroutine", each backend's owners, and Shutdown waits for all of them.
 type Server struct {
 	cfg      *config.Config
 	log      *slog.Logger

@@ -22,7 +22,9 @@ type workerConfig struct {
 //
 // Invariant: conns counts this loop's open client connections; inflight
 // counts exchanges submitted and not yet finished (Final received); free
-// holds clients whose connection is closed and whose exchange is done.
+// holds at most 1024 clients whose connection is closed and whose exchange
+// is done, reqFree at most 256 request states not in use; scratch holds
+// one chunk-size line at a time.
 type worker struct {
 	srv      *Server
 	loop     *loop.Loop
@@ -93,6 +95,10 @@ func (w *worker) putClient(cl *client) {
 }
 
 // reqState is what a client needs only while a request is in progress.
+//
+// Invariant: owned by exactly one client from the first byte of a request
+// until its response is done (finishResponse) or the connection closes,
+// then by the worker's free list.
 type reqState struct {
 	req h1parse.Request
 	dec h1parse.ChunkedDecoder // 8 KiB of trailer space: not for idle connections
