@@ -142,6 +142,30 @@ func (b *Backend) InitLoops(loops []*loop.Loop) error {
 
 // Pool returns the pool of loop id for the next request; rr rotates among
 // the servers.
+// Config is the configuration b was built from; it must not be changed.
+func (b *Backend) Config() *config.Backend { return b.cfg }
+
+// Retire winds b down after a reload replaced it. Nothing new is routed to
+// it by then; what it holds finishes: loop-owned pools serve their queued
+// clients and close each connection as it falls idle, goroutine owners
+// finish their queues and stop (Close, waiting up to grace).
+func (b *Backend) Retire(grace time.Duration) {
+	if !b.LoopMode {
+		go b.Close(grace)
+		return
+	}
+	for _, ps := range b.pools {
+		if len(ps) == 0 {
+			continue
+		}
+		ps[0].l.Post(&loop.Task{Run: func() {
+			for _, p := range ps {
+				p.Retire()
+			}
+		}})
+	}
+}
+
 func (b *Backend) Pool(id, rr int) *LoopPool {
 	ps := b.pools[id]
 	return ps[rr%len(ps)]

@@ -67,6 +67,19 @@ type LoopPool struct {
 	// write and their responses come back in few reads.
 	batch     *UpConn
 	batchTurn uint64
+	// retired: a reload removed this pool's backend; no new clients come,
+	// queued ones are served, and connections close as they fall idle.
+	retired bool
+}
+
+// Retire closes the idle connections and makes busy ones close when their
+// exchanges end. Call on the pool's loop.
+func (p *LoopPool) Retire() {
+	p.retired = true
+	p.batch = nil
+	for len(p.idle) > 0 {
+		p.idle[len(p.idle)-1].c.Close() // closed() takes it off idle
+	}
 }
 
 // NewLoopPool makes a pool on l for addr, with at most max connections and
@@ -136,6 +149,10 @@ func (p *LoopPool) dial() (*UpConn, error) {
 func (p *LoopPool) release(uc *UpConn) {
 	if cl := p.nextWaiter(); cl != nil {
 		uc.assign(cl)
+		return
+	}
+	if p.retired {
+		uc.c.Close()
 		return
 	}
 	uc.c.SetTimeout(int64(p.cfg.IdleTimeout))

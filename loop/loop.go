@@ -80,7 +80,8 @@ type Loop struct {
 	h         Handler
 	epfd      int
 	door      door
-	lfds      []int
+	lfds      []int    // listener sockets
+	lspec     []string // lspec[i] is the configured address of lfds[i]
 	conns     []*Conn // by fd
 	nconns    atomic.Int64
 	wheel     wheel
@@ -134,6 +135,14 @@ type Group struct {
 	Loops []*Loop
 	wg    sync.WaitGroup
 	log   *slog.Logger
+	cfg   Config
+
+	// mu guards the listen set, which SetListeners changes while the
+	// loops run: spec is the configured addresses, bound the addresses
+	// actually bound (port 0 resolved), in the same order.
+	mu    sync.Mutex
+	spec  []string
+	bound []netip.AddrPort
 }
 
 // NewGroup creates the loops, each with its own listener socket per address
@@ -155,8 +164,7 @@ func NewGroup(cfg Config, addrs []string, newHandler func(*Loop) Handler) (*Grou
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	g := &Group{log: cfg.Logger}
-	addrs = append([]string(nil), addrs...)
+	g := &Group{log: cfg.Logger, cfg: cfg}
 	for i := 0; i < cfg.Loops; i++ {
 		l, err := newLoop(i, cfg)
 		if err != nil {
@@ -164,24 +172,24 @@ func NewGroup(cfg Config, addrs []string, newHandler func(*Loop) Handler) (*Grou
 			return nil, err
 		}
 		g.Loops = append(g.Loops, l)
-		for ai, a := range addrs {
-			fd, err := listenReusePort(a, cfg.Backlog)
-			if err != nil {
-				g.closeAll()
-				return nil, fmt.Errorf("listen %s: %w", a, err)
-			}
-			if err := l.addListener(fd); err != nil {
-				unix.Close(fd)
+	}
+	for _, a := range addrs {
+		fds, ap, err := g.listenAll(a)
+		if err != nil {
+			g.closeAll()
+			return nil, err
+		}
+		for i, l := range g.Loops {
+			if err := l.addListener(fds[i], a); err != nil {
+				closeAll(fds[i:])
 				g.closeAll()
 				return nil, err
 			}
-			if i == 0 {
-				// Port 0 picks a port once; the other loops join it.
-				if ap, err := l.BoundAddr(ai); err == nil {
-					addrs[ai] = ap.String()
-				}
-			}
 		}
+		g.spec = append(g.spec, a)
+		g.bound = append(g.bound, ap)
+	}
+	for _, l := range g.Loops {
 		l.h = newHandler(l)
 	}
 	return g, nil
@@ -288,12 +296,15 @@ func (l *Loop) pollOnce(fd uintptr) bool {
 	return l.pn > 0 || l.perr != nil
 }
 
-func (l *Loop) addListener(fd int) error {
+func (l *Loop) addListener(fd int, spec string) error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(fd)}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return fmt.Errorf("epoll_ctl listener: %w", err)
 	}
 	l.lfds = append(l.lfds, fd)
+	l.lspec = append(l.lspec, spec)
+	// Edge-triggered: connections may already wait in the new queue.
+	l.acceptRetry = l.now
 	return nil
 }
 
@@ -301,7 +312,7 @@ func (l *Loop) closeFDs() {
 	for _, fd := range l.lfds {
 		unix.Close(fd)
 	}
-	l.lfds = nil
+	l.lfds, l.lspec = nil, nil
 	if l.door.efd > 0 {
 		unix.Close(l.door.efd)
 	}
@@ -319,7 +330,7 @@ func (l *Loop) CloseListeners() {
 	for _, fd := range l.lfds {
 		unix.Close(fd)
 	}
-	l.lfds = nil
+	l.lfds, l.lspec = nil, nil
 	l.acceptRetry = 0
 }
 

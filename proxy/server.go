@@ -13,8 +13,10 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,24 +29,33 @@ import (
 
 // Server is a running proxy built from one configuration.
 //
-// Invariant: workers (one per loop) and backends are fixed after New; the
-// goroutines it starts are the loops' (Group) and, with owner =
-// "goroutine", each backend's owners, and Shutdown waits for all of them.
+// Invariant: workers (one per loop) are fixed after New; backends change
+// only in Reload, under mu, and every backend a reload replaced is in
+// retired until Shutdown closes it; the goroutines it starts are the
+// loops' (Group) and, with owner = "goroutine", each backend's owners, and
+// Shutdown waits for all of them.
 type Server struct {
-	cfg      *config.Config
+	cfg      atomic.Pointer[config.Config] // the running configuration
 	log      *slog.Logger
 	group    *loop.Group
 	workers  []*worker
-	backends []*backend.Backend
 	stopOnce sync.Once
 	draining atomic.Bool
+
+	mu       sync.Mutex // serialises Reload and Shutdown
+	backends []*backend.Backend
+	retired  []*backend.Backend
+	reloads  [2]atomic.Uint64 // [0] failed, [1] succeeded
 }
 
 // Draining reports whether Shutdown has begun (for the admin /healthz).
 func (s *Server) Draining() bool { return s.draining.Load() }
 
 // ConfigTOML is the running configuration as TOML (for the admin /config).
-func (s *Server) ConfigTOML() ([]byte, error) { return s.cfg.TOML() }
+func (s *Server) ConfigTOML() ([]byte, error) { return s.cfg.Load().TOML() }
+
+// Config is the running configuration; it must not be changed.
+func (s *Server) Config() *config.Config { return s.cfg.Load() }
 
 // New builds the proxy for cfg: backends with their owners, the route
 // table, and the loops with their listeners (bound, not yet serving).
@@ -52,30 +63,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: log}
-	lim := h1parse.Limits{
-		MaxRequestLine: cfg.Server.MaxRequestLine,
-		MaxHeaderBytes: cfg.Server.MaxHeaderBytes,
-		MaxFields:      cfg.Server.MaxHeaderFields,
-	}
+	s := &Server{log: log}
+	s.cfg.Store(cfg)
 	byName := map[string]*backend.Backend{}
 	for i := range cfg.Backends {
-		bc := &cfg.Backends[i]
-		// Upstream responses may carry larger heads than we accept from
-		// clients (cookies); allow the largest the parser supports.
-		b := backend.New(bc, h1parse.Limits{MaxRequestLine: 8192, MaxHeaderBytes: 32 << 10, MaxFields: 256}, log)
-		byName[bc.Name] = b
+		b := newBackend(&cfg.Backends[i], log)
+		byName[b.Name] = b
 		s.backends = append(s.backends, b)
 	}
 	rt := buildRoutes(cfg, byName)
-	wc := workerConfig{
-		limits:        lim,
-		headerTimeout: int64(cfg.Server.HeaderTimeout.D()),
-		idleTimeout:   int64(cfg.Server.IdleTimeout.D()),
-		bodyTimeout:   int64(cfg.Server.BodyTimeout.D()),
-		sendTimeout:   int64(cfg.Server.IdleTimeout.D()),
-		maxBody:       cfg.Server.MaxBodyBytes,
-	}
+	wc := newWorkerConfig(cfg)
 	g, err := loop.NewGroup(loop.Config{
 		Loops:       cfg.Server.Loops,
 		OutputBound: cfg.Server.OutputBuffer,
@@ -97,38 +94,138 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// newBackend builds the backend for bc. Upstream responses may carry
+// larger heads than Apex accepts from clients (cookies): they get the
+// largest the parser supports.
+func newBackend(bc *config.Backend, log *slog.Logger) *backend.Backend {
+	return backend.New(bc, h1parse.Limits{MaxRequestLine: 8192, MaxHeaderBytes: 32 << 10, MaxFields: 256}, log)
+}
+
+func newWorkerConfig(cfg *config.Config) workerConfig {
+	return workerConfig{
+		limits: h1parse.Limits{
+			MaxRequestLine: cfg.Server.MaxRequestLine,
+			MaxHeaderBytes: cfg.Server.MaxHeaderBytes,
+			MaxFields:      cfg.Server.MaxHeaderFields,
+		},
+		headerTimeout: int64(cfg.Server.HeaderTimeout.D()),
+		idleTimeout:   int64(cfg.Server.IdleTimeout.D()),
+		bodyTimeout:   int64(cfg.Server.BodyTimeout.D()),
+		sendTimeout:   int64(cfg.Server.IdleTimeout.D()),
+		maxBody:       cfg.Server.MaxBodyBytes,
+	}
+}
+
 // Start launches the owners and the loops.
 func (s *Server) Start() {
 	for _, b := range s.backends {
 		b.Start()
 	}
 	s.group.Start()
-	addrs := make([]string, 0, len(s.cfg.Server.Listen))
-	for i := range s.cfg.Server.Listen {
-		if ap, err := s.group.Loops[0].BoundAddr(i); err == nil {
-			addrs = append(addrs, ap.String())
-		}
+	var addrs []string
+	for _, ap := range s.group.Addrs() {
+		addrs = append(addrs, ap.String())
 	}
-	s.log.Info("apex serving", "listen", addrs, "loops", len(s.group.Loops), "config", s.cfg.Source)
-	for _, bc := range s.cfg.Backends {
-		servers := make([]string, len(bc.Servers))
-		for i, sv := range bc.Servers {
-			servers[i] = sv.Addr
-		}
-		s.log.Info("backend", "name", bc.Name, "servers", servers, "conns", bc.Conns, "queue", bc.Queue)
+	cfg := s.cfg.Load()
+	s.log.Info("apex serving", "listen", addrs, "loops", len(s.group.Loops), "config", cfg.Source)
+	for i := range cfg.Backends {
+		logBackend(s.log, &cfg.Backends[i])
 	}
 }
 
-// Addrs returns the bound listen addresses (useful with port 0).
-func (s *Server) Addrs() []netip.AddrPort {
-	var out []netip.AddrPort
-	for i := range s.cfg.Server.Listen {
-		if ap, err := s.group.Loops[0].BoundAddr(i); err == nil {
-			out = append(out, ap)
+func logBackend(log *slog.Logger, bc *config.Backend) {
+	servers := make([]string, len(bc.Servers))
+	for i, sv := range bc.Servers {
+		servers[i] = sv.Addr
+	}
+	log.Info("backend", "name", bc.Name, "servers", servers, "conns", bc.Conns, "queue", bc.Queue, "owner", bc.Owner)
+}
+
+// Reloads returns how many reloads failed and succeeded.
+func (s *Server) Reloads() (failed, succeeded uint64) {
+	return s.reloads[0].Load(), s.reloads[1].Load()
+}
+
+// ReloadFailed counts a reload that never reached Reload (the file did not
+// load), so that the count covers every attempt.
+func (s *Server) ReloadFailed() { s.reloads[0].Add(1) }
+
+// Reload switches the running proxy to cfg. Everything is prepared first
+// (new backends resolved, new listeners bound) and nothing changes if any
+// of it fails. Then each loop swaps its routes and limits between two
+// events, so a request uses the configuration it started with from its
+// first byte to its last. Backends whose configuration is unchanged keep
+// their warm upstream connections; replaced ones finish what they hold and
+// close (Backend.Retire). Listeners that stay keep their sockets and
+// accept queues. server.loops and server.output_buffer are fixed at start:
+// changing them is refused.
+func (s *Server) Reload(cfg *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.reload(cfg)
+	if err != nil {
+		s.reloads[0].Add(1)
+		return err
+	}
+	s.reloads[1].Add(1)
+	return nil
+}
+
+func (s *Server) reload(cfg *config.Config) error {
+	if s.draining.Load() {
+		return errors.New("reload: shutting down")
+	}
+	old := s.cfg.Load()
+	if cfg.Server.Loops != old.Server.Loops {
+		return fmt.Errorf("%s: server.loops: changing it needs a restart (running %d)", cfg.Source, old.Server.Loops)
+	}
+	if cfg.Server.OutputBuffer != old.Server.OutputBuffer {
+		return fmt.Errorf("%s: server.output_buffer: changing it needs a restart (running %d)", cfg.Source, old.Server.OutputBuffer)
+	}
+	running := map[string]*backend.Backend{}
+	for _, b := range s.backends {
+		running[b.Name] = b
+	}
+	var next, fresh []*backend.Backend
+	byName := map[string]*backend.Backend{}
+	for i := range cfg.Backends {
+		bc := &cfg.Backends[i]
+		b := running[bc.Name]
+		if b == nil || !reflect.DeepEqual(b.Config(), bc) {
+			b = newBackend(bc, s.log)
+			if err := b.InitLoops(s.group.Loops); err != nil {
+				return err
+			}
+			fresh = append(fresh, b)
+		}
+		byName[b.Name] = b
+		next = append(next, b)
+	}
+	if err := s.group.SetListeners(cfg.Server.Listen); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	for _, b := range fresh {
+		b.Start()
+		logBackend(s.log, b.Config())
+	}
+	rt := buildRoutes(cfg, byName)
+	wc := newWorkerConfig(cfg)
+	for _, w := range s.workers {
+		s.onLoop(w, func() { w.cfg, w.routes = wc, rt })
+	}
+	for _, b := range s.backends {
+		if byName[b.Name] != b {
+			b.Retire(cfg.Server.ShutdownGrace.D())
+			s.retired = append(s.retired, b)
 		}
 	}
-	return out
+	s.backends = next
+	s.cfg.Store(cfg)
+	return nil
 }
+
+// Addrs returns the bound listen addresses (useful with port 0).
+func (s *Server) Addrs() []netip.AddrPort { return s.group.Addrs() }
 
 // onLoop runs f on w's loop and waits for it.
 func (s *Server) onLoop(w *worker, f func()) {
@@ -150,6 +247,8 @@ var ErrGraceExpired = errors.New("shutdown grace expired; remaining connections 
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		s.draining.Store(true)
 		for _, w := range s.workers {
 			s.onLoop(w, w.beginDrain)
@@ -179,7 +278,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		// Owners finish (cancelled exchanges end quickly) while the loops
 		// still run to take back their chunks.
-		for _, b := range s.backends {
+		for _, b := range append(s.backends, s.retired...) {
 			b.Close(5 * time.Second)
 		}
 		for _, w := range s.workers {

@@ -63,12 +63,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *logLevel != "" {
 		level = *logLevel
 	}
-	var lv slog.Level
+	var lv slog.LevelVar // a reload may change it
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		fmt.Fprintf(stderr, "apex-epoll: bad log level %q\n", level)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &lv}))
 	raiseFileLimit(log)
 
 	srv, err := proxy.New(cfg, log)
@@ -99,19 +99,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if s != syscall.SIGHUP {
 			break
 		}
-		// Live reload is not implemented yet: validate the file so the
-		// operator learns of mistakes now, and keep serving unchanged.
 		if *cfgPath == "" {
 			log.Warn("SIGHUP ignored: running the built-in default configuration")
 			continue
 		}
-		if _, err := config.Load(*cfgPath); err != nil {
-			log.Error("reload: configuration invalid; still serving the old one", "err", err)
-			continue
-		}
-		log.Warn("reload: configuration is valid, but live reload is not implemented yet; restart to apply it")
+		reload(srv, *cfgPath, *logLevel, &lv, log)
 	}
-	grace := cfg.Server.ShutdownGrace.D()
+	grace := srv.Config().Server.ShutdownGrace.D()
 	log.Info("shutting down", "signal", s.String(), "grace", grace)
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -120,6 +114,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// reload re-reads path and switches srv to it. A file that does not load,
+// or a change the running proxy cannot take, is logged with its file, line
+// and key, counted, and leaves the old configuration serving.
+func reload(srv *proxy.Server, path, levelFlag string, lv *slog.LevelVar, log *slog.Logger) {
+	start := time.Now()
+	cfg, err := config.Load(path)
+	if err != nil {
+		srv.ReloadFailed()
+		log.Error("reload failed; still serving the previous configuration", "err", err)
+		return
+	}
+	old := srv.Config()
+	if err := srv.Reload(cfg); err != nil {
+		log.Error("reload failed; still serving the previous configuration", "err", err)
+		return
+	}
+	if levelFlag == "" {
+		if err := lv.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+			log.Warn("reload: log level unchanged", "level", cfg.Log.Level)
+		}
+	}
+	if cfg.Admin.Listen != old.Admin.Listen {
+		log.Warn("reload: admin.listen changes at the next restart", "running", old.Admin.Listen)
+	}
+	log.Info("reloaded", "config", path, "took", time.Since(start).Round(time.Microsecond))
 }
 
 // raiseFileLimit lifts the soft RLIMIT_NOFILE to the hard limit: each

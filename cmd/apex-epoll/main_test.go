@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -81,5 +84,115 @@ func TestDefaultConfigServesAndStops(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "apex serving") || !strings.Contains(errb.String(), "stopped") {
 		t.Fatalf("start/stop not logged:\n%s", errb.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func get(url string) (int, string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// TestSIGHUPReload runs the binary's main path on a file: SIGHUP applies
+// an edited file (a new page, a second listener), and an invalid file is
+// logged with its file, line and key while the old configuration serves on.
+func TestSIGHUPReload(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "apex.toml")
+	a1, a2 := freeAddr(t), freeAddr(t)
+	page := func(listen, body string) string {
+		return fmt.Sprintf("[server]\nlisten = %s\n\n[[route]]\nreturn = 200\nbody = %q\n", listen, body)
+	}
+	if err := os.WriteFile(path, []byte(page(fmt.Sprintf("%q", a1), "one")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	var errb syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run([]string{"-config", path}, &out, &errb) }()
+	defer func() {
+		http.DefaultClient.CloseIdleConnections()
+		syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("exit code %d", code)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("did not stop on SIGTERM")
+		}
+	}()
+	waitBody := func(url, want string) {
+		t.Helper()
+		var got string
+		for i := 0; i < 250; i++ {
+			if _, body, err := get(url); err == nil {
+				if got = body; got == want {
+					return
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("%s: got %q, want %q\nlog:\n%s", url, got, want, errb.String())
+	}
+	waitBody("http://"+a1+"/", "one")
+
+	both := fmt.Sprintf("[%q, %q]", a1, a2)
+	if err := os.WriteFile(path, []byte(page(both, "two")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitBody("http://"+a1+"/", "two")
+	waitBody("http://"+a2+"/", "two")
+
+	// Line 3 has an unknown key: the error names file, line and key.
+	bad := fmt.Sprintf("[server]\nlisten = %q\nlistne = 1\n", a1)
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	want := path + ":3"
+	for i := 0; i < 250 && !strings.Contains(errb.String(), "reload failed"); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	log := errb.String()
+	if !strings.Contains(log, "reload failed") || !strings.Contains(log, want) || !strings.Contains(log, "listne") {
+		t.Fatalf("invalid file not reported with %s and the key:\n%s", want, log)
+	}
+	waitBody("http://"+a2+"/", "two")
+	if !strings.Contains(log, "reloaded") {
+		t.Fatalf("successful reload not logged:\n%s", log)
 	}
 }
