@@ -82,7 +82,7 @@ type Loop struct {
 	door      door
 	lfds      []int    // listener sockets
 	lspec     []string // lspec[i] is the configured address of lfds[i]
-	conns     []*Conn // by fd
+	conns     []*Conn  // by fd
 	nconns    atomic.Int64
 	wheel     wheel
 	bufs      bufPool
