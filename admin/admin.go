@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/apex-epoll/apex/metrics"
 )
 
 // State is what the endpoint reports about the running proxy.
@@ -19,6 +21,8 @@ type State interface {
 	Draining() bool
 	// ConfigTOML is the running configuration as TOML.
 	ConfigTOML() ([]byte, error)
+	// Snapshot gathers the counters /metrics exposes.
+	metrics.Source
 }
 
 // Server is a running admin endpoint.
@@ -31,6 +35,7 @@ type Server struct {
 //
 //	/healthz        200 "ok" while serving, 503 "draining" during shutdown
 //	/config         the running configuration as TOML
+//	/metrics        Prometheus metrics (text exposition format)
 //	/debug/pprof/   the Go profiler (net/http/pprof)
 func Start(addr string, st State, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
@@ -56,6 +61,7 @@ func Start(addr string, st State, log *slog.Logger) (*Server, error) {
 		w.Header().Set("Content-Type", "application/toml")
 		w.Write(b)
 	})
+	mux.Handle("GET /metrics", metrics.Handler(st))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

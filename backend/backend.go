@@ -182,3 +182,46 @@ func resolveAddr(s string) (netip.AddrPort, error) {
 	ap := ta.AddrPort()
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
+
+// ServerStats is one server's upstream side at one instant.
+type ServerStats struct {
+	Addr        string
+	Conns       int // open upstream connections
+	Outstanding int // requests sent or queued on its connections (goroutine owners)
+	Waiting     int // requests waiting for a connection (loop owners)
+}
+
+// OwnerStats reports the goroutine owners' connections and queues, by
+// server. Safe from any goroutine.
+func (b *Backend) OwnerStats() []ServerStats {
+	out := make([]ServerStats, len(b.cfg.Servers))
+	for i, s := range b.cfg.Servers {
+		out[i].Addr = s.Addr
+	}
+	for _, o := range b.owners {
+		for i := range out {
+			if out[i].Addr != o.cfg.Addr {
+				continue
+			}
+			if o.live.Load() != nil {
+				out[i].Conns++
+			}
+			out[i].Outstanding += int(o.outstanding.Load())
+			out[i].Waiting += len(o.queue)
+		}
+	}
+	return out
+}
+
+// LoopStats adds loop id's pools to out (indexed like the servers). Call
+// on that loop.
+func (b *Backend) LoopStats(id int, out []ServerStats) {
+	if id >= len(b.pools) {
+		return
+	}
+	for i, p := range b.pools[id] {
+		out[i].Addr = b.cfg.Servers[i].Addr
+		out[i].Conns += p.open
+		out[i].Waiting += len(p.waiters)
+	}
+}

@@ -23,17 +23,20 @@ type Conn struct {
 	out    []byte // pending output, pooled; nil when empty
 	outOff int
 
-	readPaused  bool // handler asked for no more Data
-	readable    bool // the socket may hold unread bytes (edge-triggered: we owe a read)
-	rdhup       bool // epoll reported the peer's FIN or a hang-up
-	rdEOF       bool // peer shut its write side (read returned 0)
-	eofReported bool // ReadClosed has been called
-	waitOut     bool // a write hit EAGAIN; EPOLLOUT will tell us when to go on
-	closeOnDone bool // close once out is written
-	lingering   bool // write side shut; discarding input until EOF or deadline
-	scheduled   bool // on the loop's ready list
-	connecting  bool // a Dial not yet completed: output is held
-	wantDrain   bool // OutFull said true: call Drained once output is empty
+	readPaused  bool  // handler asked for no more Data
+	readable    bool  // the socket may hold unread bytes (edge-triggered: we owe a read)
+	rdhup       bool  // epoll reported the peer's FIN or a hang-up
+	rdEOF       bool  // peer shut its write side (read returned 0)
+	eofReported bool  // ReadClosed has been called
+	waitOut     bool  // a write hit EAGAIN; EPOLLOUT will tell us when to go on
+	closeOnDone bool  // close once out is written
+	lingering   bool  // write side shut; discarding input until EOF or deadline
+	scheduled   bool  // on the loop's ready list
+	connecting  bool  // a Dial not yet completed: output is held
+	wantDrain   bool  // OutFull said true: call Drained once output is empty
+	side        uint8 // 0 accepted, 1 dialed (which loopStats counters it feeds)
+
+	written uint64 // bytes handed to Write so far
 
 	// timer wheel links (see timer.go)
 	deadline     int64
@@ -48,6 +51,10 @@ type Conn struct {
 	// Ctx is the handler's per-connection state.
 	Ctx any
 }
+
+// Written is the number of bytes handed to Write and WriteString so far
+// (queued or sent).
+func (c *Conn) Written() uint64 { return c.written }
 
 // Loop returns the loop that owns c.
 func (c *Conn) Loop() *Loop { return c.loop }
@@ -121,6 +128,7 @@ func (c *Conn) Write(b []byte) {
 	if c.fd < 0 || len(b) == 0 {
 		return
 	}
+	c.written += uint64(len(b))
 	l := c.loop
 	if c.out == nil {
 		c.out = l.bufs.get(len(b))
@@ -142,6 +150,7 @@ func (c *Conn) WriteString(s string) {
 	if c.fd < 0 || len(s) == 0 {
 		return
 	}
+	c.written += uint64(len(s))
 	l := c.loop
 	if c.out == nil {
 		c.out = l.bufs.get(len(s))
@@ -163,7 +172,7 @@ func (c *Conn) Flush() {
 		n, err := unix.Write(c.fd, c.out[c.outOff:])
 		if n > 0 {
 			c.outOff += n
-			c.loop.stats.bytesOut += uint64(n)
+			c.loop.stats.bytesOut[c.side] += uint64(n)
 		}
 		if err != nil {
 			if err == unix.EINTR {

@@ -109,9 +109,27 @@ type Loop struct {
 	deadlineAt int64 // read deadline set on epf (0: none)
 }
 
+// loopStats are the loop's own counters; index 0 is for accepted (client)
+// connections, 1 for dialed (upstream) ones.
 type loopStats struct {
-	bytesIn, bytesOut uint64
+	bytesIn, bytesOut [2]uint64
 	accepted          uint64
+}
+
+// Stats are a loop's counters at one instant.
+type Stats struct {
+	Accepted, Dialed                  uint64
+	ClientBytesIn, ClientBytesOut     uint64
+	UpstreamBytesIn, UpstreamBytesOut uint64
+}
+
+// Stats returns the loop's counters. Call on the loop goroutine.
+func (l *Loop) Stats() Stats {
+	return Stats{
+		Accepted: l.stats.accepted, Dialed: l.dialed,
+		ClientBytesIn: l.stats.bytesIn[0], ClientBytesOut: l.stats.bytesOut[0],
+		UpstreamBytesIn: l.stats.bytesIn[1], UpstreamBytesOut: l.stats.bytesOut[1],
+	}
 }
 
 // ID is the loop's index in its group.
@@ -606,7 +624,7 @@ func (l *Loop) service(c *Conn) {
 			c.readable = false
 			break
 		}
-		l.stats.bytesIn += uint64(n)
+		l.stats.bytesIn[c.side] += uint64(n)
 		if n < len(buf) && !c.rdhup {
 			// A short read drained the socket; with edge triggering, any
 			// byte that arrives later raises a new event. Not so for a FIN
@@ -746,7 +764,7 @@ func (l *Loop) Dial(addr netip.AddrPort, h Handler) (*Conn, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	c := &Conn{fd: fd, loop: l, h: h, slot: -1, remote: addr, connecting: true}
+	c := &Conn{fd: fd, loop: l, h: h, slot: -1, remote: addr, connecting: true, side: 1}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		unix.Close(fd)

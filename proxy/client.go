@@ -87,6 +87,8 @@ func (w *worker) Data(c *loop.Conn, in []byte) int {
 			cl.rs = w.getReqState()
 		}
 		cl.rs.req.Reset()
+		cl.rs.began = w.loop.Now()
+		cl.rs.outMark = c.Written()
 		c.SetTimeout(w.cfg.headerTimeout)
 		fallthrough
 	case stHead:
@@ -126,6 +128,10 @@ func (cl *client) readHead(in []byte) int {
 func (cl *client) refuse(status int) {
 	cl.state = stDone
 	cl.c.Write(errResp[status][1])
+	if rs := cl.rs; rs != nil {
+		rs.begun, rs.status = true, status
+		cl.w.endRequest(cl)
+	}
 	cl.c.CloseWhenFlushed()
 }
 
@@ -135,6 +141,7 @@ func (cl *client) startRequest(head, rest []byte) int {
 	w := cl.w
 	r := &cl.rs.req
 	cl.minor = r.Minor
+	cl.rs.begun = true
 	w.stats.requests++
 	cl.reqDone, cl.headSent, cl.abortBody, cl.pendingStatus = false, false, false, 0
 	cl.loopMode = false
@@ -159,6 +166,9 @@ func (cl *client) startRequest(head, rest []byte) int {
 		host = authority // RFC 9112 §3.2.2: absolute-form wins over Host
 	}
 	rt := w.routes.match(host, path)
+	if rt != nil {
+		cl.rs.stat = rt.stat
+	}
 	if rt == nil || rt.fixed {
 		// Answered here. A request body we do not read would be taken
 		// for the next request, so the connection closes after it.
@@ -195,6 +205,7 @@ func (cl *client) startRequest(head, rest []byte) int {
 	}
 	ex.Replayable = !ex.Streaming && replayable(r)
 	cl.ex = ex
+	cl.rs.upSent = w.loop.Now()
 	if !rt.backend.Submit(ex, w.next()) {
 		cl.ex = nil
 		ex.Release()
@@ -478,6 +489,7 @@ func (cl *client) writeChunk(ch *backend.Chunk) {
 		if ch.MustClose || !cl.reqDone || cl.w.draining {
 			cl.keepAlive = false
 		}
+		cl.rs.status, cl.rs.upHead = statusOf(ch.Head), cl.w.loop.Now()
 		c.Write(ch.Head)
 		cl.writeConnection()
 		cl.headSent = true
@@ -517,6 +529,9 @@ func (cl *client) answer(status int) {
 
 func (cl *client) writeError(status int) {
 	cl.w.stats.answered(status)
+	if cl.rs != nil {
+		cl.rs.status = status
+	}
 	i := 0
 	if !cl.keepAlive {
 		i = 1
@@ -526,6 +541,7 @@ func (cl *client) writeError(status int) {
 }
 
 func (cl *client) writeFixed(rt *route) {
+	cl.rs.status = rt.status
 	cl.c.Write(rt.fixedHead)
 	cl.writeConnection()
 	if !h1parse.EqualFold(cl.rs.req.Method, "HEAD") {
@@ -538,6 +554,7 @@ func (cl *client) writeFixed(rt *route) {
 // next request (offering any pipelined bytes already read), or close it.
 func (cl *client) finishResponse() {
 	c := cl.c
+	cl.w.endRequest(cl)
 	cl.w.putReqState(cl)
 	if !cl.keepAlive || !cl.reqDone || cl.w.draining {
 		cl.state = stDone
@@ -605,6 +622,7 @@ func (w *worker) ReadClosed(c *loop.Conn) {
 func (w *worker) Closed(c *loop.Conn, err error) {
 	cl := c.Ctx.(*client)
 	w.conns.Add(-1)
+	w.endRequest(cl) // a request cut short: counted with the status it got, if any
 	if h := cl.held; h != nil {
 		cl.held = nil
 		h.Release()

@@ -64,6 +64,7 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 func (cl *client) Assigned(uc *backend.UpConn) {
 	cl.queued = false
 	cl.uc = uc
+	cl.rs.upSent = cl.w.loop.Now()
 	// cl.rs.req's slices point into input already consumed: only the facts
 	// saved at startLoopExchange may be used here.
 	uc.Send(cl.upHead, cl.canReplay, cl.isHead, cl.rs.req.Minor, cl.streaming)
@@ -162,6 +163,7 @@ func (cl *client) ResponseHead(head []byte, mustClose bool) {
 	if mustClose || !cl.reqDone || cl.w.draining {
 		cl.keepAlive = false
 	}
+	cl.rs.status, cl.rs.upHead = statusOf(head), cl.w.loop.Now()
 	cl.c.Write(head)
 	cl.writeConnection()
 	cl.headSent = true

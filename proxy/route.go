@@ -19,19 +19,25 @@ type route struct {
 	// none (an HTTP/1.0 request): HTTP/1.1 requires one (RFC 9112 §3.2).
 	upstreamHost []byte
 	fixed        bool   // a "return" route: answered by Apex itself
+	status       int    // the fixed status
 	fixedHead    []byte // its status line and fields, without the final CRLF
 	fixedBody    []byte
+	stat         int // metrics id of (label, backend name), stable across reloads
 }
+
+// routeLabel names a route in metrics and logs: host and path prefix.
+func routeLabel(r *config.Route) string { return r.Host + r.PathPrefix }
 
 // routes is an immutable table: loops read it without locks.
 type routes struct {
 	list []route
 }
 
-func buildRoutes(cfg *config.Config, backends map[string]*backend.Backend) *routes {
+// buildRoutes resolves cfg's routes; statID gives each its metrics id.
+func buildRoutes(cfg *config.Config, backends map[string]*backend.Backend, statID func(label, backend string) int) *routes {
 	rt := &routes{}
 	for _, r := range cfg.Routes {
-		e := route{prefix: []byte(r.PathPrefix)}
+		e := route{prefix: []byte(r.PathPrefix), stat: statID(routeLabel(&r), r.Backend)}
 		if r.Host != "" {
 			e.host = bytes.ToLower([]byte(r.Host))
 		}
@@ -44,6 +50,7 @@ func buildRoutes(cfg *config.Config, backends map[string]*backend.Backend) *rout
 			}
 		} else {
 			e.fixed = true
+			e.status = r.Return
 			e.fixedHead = fixedHead(r.Return, r.Body)
 			e.fixedBody = []byte(r.Body)
 		}

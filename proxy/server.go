@@ -46,6 +46,35 @@ type Server struct {
 	backends []*backend.Backend
 	retired  []*backend.Backend
 	reloads  [2]atomic.Uint64 // [0] failed, [1] succeeded
+
+	// Metrics ids of (route label, backend) pairs, kept across reloads so
+	// counters stay monotonic; id 0 is requests answered before routing.
+	// live is the backend list metrics report (a copy of backends).
+	statMu     sync.Mutex
+	statIDs    map[[2]string]int
+	statLabels [][2]string
+	live       []*backend.Backend
+}
+
+// statID returns the metrics id of a route label and backend name.
+func (s *Server) statID(label, backend string) int {
+	s.statMu.Lock()
+	defer s.statMu.Unlock()
+	k := [2]string{label, backend}
+	if id, ok := s.statIDs[k]; ok {
+		return id
+	}
+	if s.statIDs == nil {
+		s.statIDs = map[[2]string]int{{"", ""}: 0}
+		s.statLabels = [][2]string{{"", ""}}
+		if k == ([2]string{}) {
+			return 0
+		}
+	}
+	id := len(s.statLabels)
+	s.statIDs[k] = id
+	s.statLabels = append(s.statLabels, k)
+	return id
 }
 
 // Draining reports whether Shutdown has begun (for the admin /healthz).
@@ -71,7 +100,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		byName[b.Name] = b
 		s.backends = append(s.backends, b)
 	}
-	rt := buildRoutes(cfg, byName)
+	s.statID("", "")
+	rt := buildRoutes(cfg, byName, s.statID)
+	s.live = s.backends
 	wc := newWorkerConfig(cfg)
 	g, err := loop.NewGroup(loop.Config{
 		Loops:       cfg.Server.Loops,
@@ -208,7 +239,7 @@ func (s *Server) reload(cfg *config.Config) error {
 		b.Start()
 		logBackend(s.log, b.Config())
 	}
-	rt := buildRoutes(cfg, byName)
+	rt := buildRoutes(cfg, byName, s.statID)
 	wc := newWorkerConfig(cfg)
 	for _, w := range s.workers {
 		s.onLoop(w, func() { w.cfg, w.routes = wc, rt })
@@ -220,6 +251,9 @@ func (s *Server) reload(cfg *config.Config) error {
 		}
 	}
 	s.backends = next
+	s.statMu.Lock()
+	s.live = next
+	s.statMu.Unlock()
 	s.cfg.Store(cfg)
 	return nil
 }

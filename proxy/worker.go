@@ -3,6 +3,8 @@ package proxy
 import (
 	"sync/atomic"
 
+	"github.com/apex-epoll/apex/metrics"
+
 	"github.com/apex-epoll/apex/h1parse"
 	"github.com/apex-epoll/apex/loop"
 )
@@ -47,7 +49,23 @@ type workerStats struct {
 	refusedBy [600]uint64 // Apex's own refusals by status
 	answers   [6]uint64   // Apex-generated answers by status class
 	upErrs    [600]uint64
+	routes    []routeStats // by route stat id (Server.statID); grows only after a reload
 	_         [64]byte
+}
+
+// routeStats is one route's traffic on one loop.
+type routeStats struct {
+	classes  [6]uint64 // by status class; 0: ended without a response
+	duration metrics.Histogram
+	upstream metrics.Histogram
+}
+
+// route returns the stats for id, growing the table on first use.
+func (s *workerStats) route(id int) *routeStats {
+	if id >= len(s.routes) {
+		s.routes = append(s.routes, make([]routeStats, id+1-len(s.routes))...)
+	}
+	return &s.routes[id]
 }
 
 func (s *workerStats) refused(status int) {
@@ -102,6 +120,16 @@ func (w *worker) putClient(cl *client) {
 type reqState struct {
 	req h1parse.Request
 	dec h1parse.ChunkedDecoder // 8 KiB of trailer space: not for idle connections
+
+	// What the metrics and the access log need once the request is over
+	// (the parsed head's slices are gone by then).
+	begun   bool   // the request was routed or refused: it will be counted
+	stat    int    // its route's stat id (0: answered before routing)
+	began   int64  // loop clock at its first byte
+	upSent  int64  // loop clock when it went upstream (0: it did not)
+	upHead  int64  // loop clock when the response head came back
+	status  int    // status written to the client (0: none yet)
+	outMark uint64 // the connection's Written() when the request began
 }
 
 func (w *worker) getReqState() *reqState {
@@ -122,7 +150,32 @@ func (w *worker) putReqState(cl *client) {
 		return
 	}
 	cl.rs = nil
+	rs.begun, rs.stat, rs.upSent, rs.upHead, rs.status = false, 0, 0, 0, 0
 	if len(w.reqFree) < 256 {
 		w.reqFree = append(w.reqFree, rs)
 	}
+}
+
+// endRequest records a finished request (once) in the loop's counters.
+func (w *worker) endRequest(cl *client) {
+	rs := cl.rs
+	if rs == nil || !rs.begun {
+		return
+	}
+	rs.begun = false
+	now := w.loop.Now()
+	st := w.stats.route(rs.stat)
+	st.classes[rs.status/100%6]++
+	st.duration.Observe(now - rs.began)
+	if rs.upSent != 0 && rs.upHead != 0 {
+		st.upstream.Observe(rs.upHead - rs.upSent)
+	}
+}
+
+// statusOf reads the status code of a response head ("HTTP/1.1 200 ...").
+func statusOf(head []byte) int {
+	if len(head) < 12 {
+		return 0
+	}
+	return int(head[9]-'0')*100 + int(head[10]-'0')*10 + int(head[11]-'0')
 }
