@@ -149,6 +149,18 @@ func (cl *client) startRequest(head, rest []byte) int {
 	if cl.c.PeerClosed() {
 		cl.keepAlive = false
 	}
+	authority, path := splitTarget(r.Target)
+	host := r.Host
+	if authority != nil {
+		host = authority // RFC 9112 §3.2.2: absolute-form wins over Host
+	}
+	rt := w.routes.match(host, path)
+	if rt != nil {
+		cl.rs.stat = rt.stat
+	}
+	if w.cfg.alog != nil {
+		w.logHead(cl, rt)
+	}
 	if h1parse.EqualFold(r.Method, "CONNECT") {
 		w.stats.refused(501)
 		cl.refuse(501)
@@ -159,15 +171,6 @@ func (cl *client) startRequest(head, rest []byte) int {
 		w.stats.refused(413)
 		cl.refuse(413)
 		return len(rest)
-	}
-	authority, path := splitTarget(r.Target)
-	host := r.Host
-	if authority != nil {
-		host = authority // RFC 9112 §3.2.2: absolute-form wins over Host
-	}
-	rt := w.routes.match(host, path)
-	if rt != nil {
-		cl.rs.stat = rt.stat
 	}
 	if rt == nil || rt.fixed {
 		// Answered here. A request body we do not read would be taken

@@ -123,5 +123,6 @@ func (s *Server) Snapshot() *metrics.Snapshot {
 		}
 	}
 	snap.ReloadsFailed, snap.ReloadsSucceeded = s.Reloads()
+	snap.AccessLogLines, snap.AccessLogDrops = s.AccessLogCounts()
 	return snap
 }

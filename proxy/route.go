@@ -22,7 +22,9 @@ type route struct {
 	status       int    // the fixed status
 	fixedHead    []byte // its status line and fields, without the final CRLF
 	fixedBody    []byte
-	stat         int // metrics id of (label, backend name), stable across reloads
+	stat         int    // metrics id of (label, backend name), stable across reloads
+	label        string // routeLabel, for the access log
+	backendName  string
 }
 
 // routeLabel names a route in metrics and logs: host and path prefix.
@@ -37,7 +39,8 @@ type routes struct {
 func buildRoutes(cfg *config.Config, backends map[string]*backend.Backend, statID func(label, backend string) int) *routes {
 	rt := &routes{}
 	for _, r := range cfg.Routes {
-		e := route{prefix: []byte(r.PathPrefix), stat: statID(routeLabel(&r), r.Backend)}
+		e := route{prefix: []byte(r.PathPrefix), stat: statID(routeLabel(&r), r.Backend),
+			label: routeLabel(&r), backendName: r.Backend}
 		if r.Host != "" {
 			e.host = bytes.ToLower([]byte(r.Host))
 		}

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apex-epoll/apex/accesslog"
 	"github.com/apex-epoll/apex/backend"
 	"github.com/apex-epoll/apex/config"
 	"github.com/apex-epoll/apex/h1parse"
@@ -54,6 +55,45 @@ type Server struct {
 	statIDs    map[[2]string]int
 	statLabels [][2]string
 	live       []*backend.Backend
+
+	alog atomic.Pointer[accesslog.Log] // the access log in use; nil: off
+	// alogLines and alogDrops carry the counts of logs a reload closed.
+	alogLines, alogDrops atomic.Uint64
+}
+
+// openAccessLog opens the log cfg asks for (nil when "off").
+func openAccessLog(cfg *config.Config) (*accesslog.Log, error) {
+	if cfg.Log.Access == "" || cfg.Log.Access == "off" {
+		return nil, nil
+	}
+	f, err := accesslog.ParseFormat(cfg.Log.Format)
+	if err != nil {
+		return nil, fmt.Errorf("%s: log.format: %w", cfg.Source, err)
+	}
+	l, err := accesslog.Open(cfg.Log.Access, f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: log.access: %w", cfg.Source, err)
+	}
+	return l, nil
+}
+
+// ReopenAccessLog reopens the access log file (SIGUSR1, after logrotate).
+func (s *Server) ReopenAccessLog() error {
+	if l := s.alog.Load(); l != nil {
+		return l.Reopen()
+	}
+	return nil
+}
+
+// AccessLogCounts returns the lines written and dropped, over every log
+// this server has had.
+func (s *Server) AccessLogCounts() (lines, drops uint64) {
+	lines, drops = s.alogLines.Load(), s.alogDrops.Load()
+	if l := s.alog.Load(); l != nil {
+		lines += l.Lines()
+		drops += l.Drops()
+	}
+	return lines, drops
 }
 
 // statID returns the metrics id of a route label and backend name.
@@ -104,6 +144,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	rt := buildRoutes(cfg, byName, s.statID)
 	s.live = s.backends
 	wc := newWorkerConfig(cfg)
+	alog, err := openAccessLog(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.alog.Store(alog)
+	wc.alog = alog
 	g, err := loop.NewGroup(loop.Config{
 		Loops:       cfg.Server.Loops,
 		OutputBound: cfg.Server.OutputBuffer,
@@ -114,6 +160,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return w
 	})
 	if err != nil {
+		if alog != nil {
+			alog.Close(time.Second)
+		}
 		return nil, err
 	}
 	s.group = g
@@ -232,7 +281,19 @@ func (s *Server) reload(cfg *config.Config) error {
 		byName[b.Name] = b
 		next = append(next, b)
 	}
+	oldLog := s.alog.Load()
+	alog := oldLog
+	logChanged := cfg.Log.Access != old.Log.Access || cfg.Log.Format != old.Log.Format
+	if logChanged {
+		var err error
+		if alog, err = openAccessLog(cfg); err != nil {
+			return err
+		}
+	}
 	if err := s.group.SetListeners(cfg.Server.Listen); err != nil {
+		if logChanged && alog != nil {
+			alog.Close(time.Second)
+		}
 		return fmt.Errorf("reload: %w", err)
 	}
 	for _, b := range fresh {
@@ -241,8 +302,18 @@ func (s *Server) reload(cfg *config.Config) error {
 	}
 	rt := buildRoutes(cfg, byName, s.statID)
 	wc := newWorkerConfig(cfg)
+	wc.alog = alog
 	for _, w := range s.workers {
 		s.onLoop(w, func() { w.cfg, w.routes = wc, rt })
+	}
+	if logChanged {
+		s.alog.Store(alog)
+		if oldLog != nil {
+			// No loop holds it now: write what it has and close it.
+			oldLog.Close(5 * time.Second)
+			s.alogLines.Add(oldLog.Lines())
+			s.alogDrops.Add(oldLog.Drops())
+		}
 	}
 	for _, b := range s.backends {
 		if byName[b.Name] != b {
@@ -319,6 +390,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.onLoop(w, w.loop.Stop)
 		}
 		s.group.Wait()
+		if l := s.alog.Load(); l != nil {
+			l.Close(5 * time.Second)
+		}
 	})
 	return err
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"sync/atomic"
 
+	"github.com/apex-epoll/apex/accesslog"
 	"github.com/apex-epoll/apex/metrics"
 
 	"github.com/apex-epoll/apex/h1parse"
@@ -11,6 +12,7 @@ import (
 
 // workerConfig is the per-loop copy of the settings the request path reads.
 type workerConfig struct {
+	alog          *accesslog.Log // nil: no access log
 	limits        h1parse.Limits
 	headerTimeout int64
 	idleTimeout   int64
@@ -130,6 +132,11 @@ type reqState struct {
 	upHead  int64  // loop clock when the response head came back
 	status  int    // status written to the client (0: none yet)
 	outMark uint64 // the connection's Written() when the request began
+
+	// logRec is the access-log line's request part (AppendHead), kept
+	// until the response ends; logSplit is where the response part goes.
+	logRec   []byte
+	logSplit int
 }
 
 func (w *worker) getReqState() *reqState {
@@ -167,9 +174,51 @@ func (w *worker) endRequest(cl *client) {
 	st := w.stats.route(rs.stat)
 	st.classes[rs.status/100%6]++
 	st.duration.Observe(now - rs.began)
+	up := int64(-1)
 	if rs.upSent != 0 && rs.upHead != 0 {
-		st.upstream.Observe(rs.upHead - rs.upSent)
+		up = rs.upHead - rs.upSent
+		st.upstream.Observe(up)
 	}
+	if al := w.cfg.alog; al != nil {
+		w.logRequest(al, cl, &accesslog.End{Status: rs.status, Bytes: cl.c.Written() - rs.outMark, Duration: now - rs.began, Upstream: up})
+	}
+}
+
+// logHead keeps the access-log fields of the request just parsed: its
+// bytes do not outlive this Data call.
+func (w *worker) logHead(cl *client, rt *route) {
+	rs := cl.rs
+	r := &rs.req
+	h := accesslog.Head{Time: rs.began, Remote: cl.c.RemoteAddr(), Method: r.Method, Target: r.Target,
+		Minor: r.Minor, Host: r.Host}
+	for i := range r.Fields {
+		f := &r.Fields[i]
+		switch {
+		case h1parse.EqualFold(f.Name, "user-agent"):
+			h.UserAgent = f.Value
+		case h1parse.EqualFold(f.Name, "referer"):
+			h.Referer = f.Value
+		}
+	}
+	if rt != nil {
+		h.Route, h.Backend = rt.label, rt.backendName
+	}
+	rs.logRec, rs.logSplit = w.cfg.alog.Format.AppendHead(rs.logRec[:0], &h)
+}
+
+// logRequest queues the request's line, or drops it (counted by the log)
+// when the writer is behind.
+func (w *worker) logRequest(al *accesslog.Log, cl *client, e *accesslog.End) {
+	rs := cl.rs
+	if len(rs.logRec) == 0 {
+		// Refused before its head was understood: what little is known.
+		h := accesslog.Head{Time: rs.began, Remote: cl.c.RemoteAddr()}
+		rs.logRec, rs.logSplit = al.Format.AppendHead(rs.logRec, &h)
+	}
+	if line := al.Get(); line != nil {
+		al.Put(al.Format.AppendLine(line, rs.logRec, rs.logSplit, e))
+	}
+	rs.logRec = rs.logRec[:0]
 }
 
 // statusOf reads the status code of a response head ("HTTP/1.1 200 ...").

@@ -79,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// Catch signals before serving, so a stop request that follows the
 	// first answered request is never missed.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(sig)
 	srv.Start()
 	if cfg.Admin.Listen != "" {
@@ -96,6 +96,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	var s os.Signal
 	for s = range sig {
+		if s == syscall.SIGUSR1 {
+			// logrotate moved the file away: write to a fresh one.
+			if err := srv.ReopenAccessLog(); err != nil {
+				log.Error("access log reopen failed; still writing to the old file", "err", err)
+			} else {
+				log.Info("access log reopened")
+			}
+			continue
+		}
 		if s != syscall.SIGHUP {
 			break
 		}

@@ -196,3 +196,65 @@ func TestSIGHUPReload(t *testing.T) {
 		t.Fatalf("successful reload not logged:\n%s", log)
 	}
 }
+
+// TestSIGUSR1ReopensAccessLog: after logrotate renames the file, SIGUSR1
+// makes Apex write to a fresh one at the configured path.
+func TestSIGUSR1ReopensAccessLog(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "access.log")
+	cfgPath := filepath.Join(dir, "apex.toml")
+	a := freeAddr(t)
+	conf := fmt.Sprintf("[server]\nlisten = %q\n\n[log]\naccess = %q\nformat = \"combined\"\n\n[[route]]\nreturn = 200\nbody = \"hi\"\n", a, logPath)
+	if err := os.WriteFile(cfgPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	var errb syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run([]string{"-config", cfgPath}, &out, &errb) }()
+	defer func() {
+		http.DefaultClient.CloseIdleConnections()
+		syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("did not stop on SIGTERM")
+		}
+	}()
+	waitLog := func(path, want string) {
+		t.Helper()
+		for i := 0; i < 250; i++ {
+			if b, _ := os.ReadFile(path); strings.Contains(string(b), want) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		b, _ := os.ReadFile(path)
+		t.Fatalf("%s: no %q in %q\nlog:\n%s", path, want, b, errb.String())
+	}
+	var err error
+	for i := 0; i < 250; i++ {
+		if _, _, err = get("http://" + a + "/before"); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(logPath, `"GET /before HTTP/1.1" 200`)
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGUSR1)
+	for i := 0; i < 250 && !strings.Contains(errb.String(), "access log reopened"); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, _, err := get("http://" + a + "/after"); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(logPath, `"GET /after HTTP/1.1" 200`)
+	if b, _ := os.ReadFile(logPath + ".1"); strings.Contains(string(b), "/after") {
+		t.Fatalf("line written to the rotated file: %q", b)
+	}
+}
