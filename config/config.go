@@ -153,9 +153,17 @@ type Backend struct {
 	// invalid.
 	Name string `toml:"name"`
 
-	// Servers are the upstream addresses, TOML "servers": a list of strings
-	// "host:port", optionally followed by " weight=N". At least one is
-	// required. Zero (empty) is invalid.
+	// Servers are the upstream addresses, TOML "servers", in one of two
+	// forms, which may be mixed in one list:
+	//
+	//	servers = ["10.0.0.1:9000", "10.0.0.2:9000 weight=2"]
+	//	servers = [{addr = "10.0.0.1:9000"}, {addr = "10.0.0.2:9000", weight = 2}]
+	//
+	// A string is "host:port", optionally followed by " weight=N"; a table
+	// has the keys "addr" (host:port, required) and "weight" (optional).
+	// The tables may also be written as [[backend.servers]] sections. Both
+	// forms give the same ServerAddr, and TOML() writes the string form.
+	// At least one server is required. Zero (empty) is invalid.
 	Servers []ServerAddr `toml:"servers"`
 
 	// Conns is the number of upstream connections kept per server, TOML
@@ -170,6 +178,11 @@ type Backend struct {
 	// owner = "loop". The bound turns an
 	// overloaded upstream into fast failures rather than unbounded memory
 	// and latency. Default 64. Zero means the default.
+	//
+	// This is the hand-off queue of the connection owners, behind the
+	// admission control of Limits; it is not [backend.limits] queue
+	// (Limits.Queue), which bounds the requests waiting per backend for a
+	// server under its concurrency limit.
 	Queue int `toml:"queue"`
 
 	// Pipeline is the most requests Apex sends on one upstream connection
@@ -207,10 +220,38 @@ type Backend struct {
 	// request on a connection the upstream is closing. Default 60s; zero
 	// means the default.
 	IdleTimeout Duration `toml:"idle_timeout"`
+
+	// Balance is how a request's server is chosen, TOML "balance": "p2c"
+	// (power of two choices: of two servers drawn at random, weighted by
+	// Weight, the one with fewer requests in flight), "round_robin" (the
+	// servers in turn, in proportion to Weight) or "hash" (by HashKey,
+	// which it requires). Default "p2c"; zero ("") means the default.
+	Balance string `toml:"balance"`
+
+	// HashKey is what balance = "hash" hashes on, TOML "hash_key":
+	// "header:NAME", "cookie:NAME" or "client_ip". It is required with
+	// balance = "hash" and an error otherwise. There is no default; zero
+	// means none.
+	HashKey HashKey `toml:"hash_key,omitzero"`
+
+	// Health judges the servers up or down, TOML [backend.health].
+	// Passive health is always on; active checks need Health.Path.
+	Health Health `toml:"health"`
+
+	// Circuit is the per-server circuit breaker, TOML [backend.circuit].
+	Circuit Circuit `toml:"circuit"`
+
+	// Limits are the per-server concurrency limits and the per-backend
+	// wait queue, TOML [backend.limits].
+	Limits Limits `toml:"limits"`
+
+	// Retry sets how failed requests are retried, TOML [backend.retry].
+	Retry Retry `toml:"retry"`
 }
 
 // ServerAddr is one upstream server of a Backend. In TOML it is a string,
-// "host:port" or "host:port weight=N".
+// "host:port" or "host:port weight=N", or a table with the keys "addr"
+// and "weight"; TOML() writes the string form.
 type ServerAddr struct {
 	// Addr is the server's host:port, with a non-empty host and a numeric
 	// port 1..65535. There is no default; zero ("") is invalid.
@@ -403,6 +444,11 @@ const (
 // ApplyDefaults sets every field whose zero value means "the default" to
 // that default, as Parse does after decoding. It is exported for Configs
 // built in Go code (tests, embedding programs); it does not validate.
+//
+// Two settings have a default that is not their zero value, the boolean
+// Limits.Adaptive (default true) and Retry.Budget (default 0.2, where 0
+// is valid): ApplyDefaults sets them only when the whole Limits or Retry
+// is zero, that is, when the Go code did not set that section at all.
 func (c *Config) ApplyDefaults() {
 	s := &c.Server
 	if len(s.Listen) == 0 {
@@ -433,6 +479,11 @@ func (c *Config) ApplyDefaults() {
 		setDuration(&b.ConnectTimeout, defaultConnectTimeout)
 		setDuration(&b.ResponseTimeout, defaultResponseTimeout)
 		setDuration(&b.IdleTimeout, defaultUpstreamIdle)
+		setString(&b.Balance, defaultBalance)
+		b.Health.applyDefaults()
+		b.Circuit.applyDefaults()
+		b.Limits.applyDefaults()
+		b.Retry.applyDefaults()
 	}
 	for i := range c.Routes {
 		setString(&c.Routes[i].PathPrefix, defaultPathPrefix)

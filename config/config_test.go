@@ -54,16 +54,16 @@ func TestParseErrors(t *testing.T) {
 			`wieght = 2`,
 			`[[route]]`,
 			`backend = "a"`),
-			`apex.toml:8: backend[1].wieght: unknown key (valid keys: name, servers, conns, queue, pipeline, owner, connect_timeout, response_timeout, idle_timeout)`},
+			`apex.toml:8: backend[1].wieght: unknown key (valid keys: name, servers, conns, queue, pipeline, owner, connect_timeout, response_timeout, idle_timeout, balance, hash_key, health, circuit, limits, retry)`},
 		{"unknown nested table", doc(
 			`[[backend]]`,
 			`name = "app"`,
 			`servers = ["h:1"]`,
-			`[backend.health]`,
-			`path = "/healthz"`,
+			`[backend.tls]`,
+			`verify = true`,
 			`[[route]]`,
 			`backend = "app"`),
-			`apex.toml:4: backend[0].health: unknown key (valid keys: name, servers, conns, queue, pipeline, owner, connect_timeout, response_timeout, idle_timeout)`},
+			`apex.toml:4: backend[0].tls: unknown key (valid keys: name, servers, conns, queue, pipeline, owner, connect_timeout, response_timeout, idle_timeout, balance, hash_key, health, circuit, limits, retry)`},
 		{"unknown nested array of tables", doc(
 			`[[backend]]`,
 			`name = "app"`,
@@ -75,7 +75,7 @@ func TestParseErrors(t *testing.T) {
 			`path = "/healthz"`,
 			`[[route]]`,
 			`backend = "app"`),
-			`apex.toml:7: backend[1].check: unknown key (valid keys: name, servers, conns, queue, pipeline, owner, connect_timeout, response_timeout, idle_timeout)`},
+			`apex.toml:7: backend[1].check: unknown key (valid keys: name, servers, conns, queue, pipeline, owner, connect_timeout, response_timeout, idle_timeout, balance, hash_key, health, circuit, limits, retry)`},
 		{"unknown top-level table", withTail(
 			`[tls]`,
 			`cert = "x.pem"`),
@@ -87,7 +87,7 @@ func TestParseErrors(t *testing.T) {
 			`]`,
 			`[[route]]`,
 			`backend = "app"`),
-			`apex.toml:3: backend[1].foo: unknown key (valid keys: name, servers, conns, queue, pipeline, owner, connect_timeout, response_timeout, idle_timeout)`},
+			`apex.toml:3: backend[1].foo: unknown key (valid keys: name, servers, conns, queue, pipeline, owner, connect_timeout, response_timeout, idle_timeout, balance, hash_key, health, circuit, limits, retry)`},
 		{"unknown quoted key", withTail(
 			`[server]`,
 			`"max body" = 1`),
@@ -136,7 +136,7 @@ func TestParseErrors(t *testing.T) {
 			`servers = "127.0.0.1:9000"`,
 			`[[route]]`,
 			`backend = "app"`),
-			`apex.toml:3: backend[0].servers: expected a list of strings, got string "127.0.0.1:9000"`},
+			`apex.toml:3: backend[0].servers: expected a list of strings or tables, got string "127.0.0.1:9000"`},
 		{"table for backend", doc(
 			`[backend]`,
 			`name = "app"`,
@@ -721,6 +721,35 @@ owner = "loop"
 connect_timeout = "250ms"
 response_timeout = "15s"
 idle_timeout = "45s"
+balance = "hash"
+hash_key = "header:X-User"
+
+[backend.health]
+path = "/healthz?deep=1"
+interval = "2s"
+timeout = "2s"
+rise = 5
+fall = 1
+
+[backend.circuit]
+consecutive_failures = 10
+failure_ratio = 0.25
+window = "30s"
+min_requests = 100
+cool_down = "1m"
+half_open_trials = 1
+
+[backend.limits]
+adaptive = false
+min_limit = 1
+max_limit = 64
+queue = 1024
+queue_timeout = "1s"
+shed_status = 429
+
+[backend.retry]
+attempts = 3
+budget = 0
 
 [[backend]]
 name = "static.v2"
@@ -743,6 +772,36 @@ body = "ok\n"
 [[route]]
 return = 404
 `
+
+// The policy sections of a backend that writes none of them, spelt out
+// rather than taken from the package's defaults, so that a changed
+// default shows up here.
+var (
+	wantHealth = Health{
+		Path:     "", // passive health only
+		Interval: Duration(time.Second),
+		Timeout:  Duration(500 * time.Millisecond),
+		Rise:     2,
+		Fall:     3,
+	}
+	wantCircuit = Circuit{
+		ConsecutiveFailures: 5,
+		FailureRatio:        0.5,
+		Window:              Duration(10 * time.Second),
+		MinRequests:         20,
+		CoolDown:            Duration(5 * time.Second),
+		HalfOpenTrials:      3,
+	}
+	wantLimits = Limits{
+		Adaptive:     true,
+		MinLimit:     4,
+		MaxLimit:     1000,
+		Queue:        256,
+		QueueTimeout: Duration(100 * time.Millisecond),
+		ShedStatus:   503,
+	}
+	wantRetry = Retry{Attempts: 2, Budget: 0.2}
+)
 
 func fullConfig(source string) *Config {
 	return &Config{
@@ -772,6 +831,32 @@ func fullConfig(source string) *Config {
 				ConnectTimeout:  Duration(250 * time.Millisecond),
 				ResponseTimeout: Duration(15 * time.Second),
 				IdleTimeout:     Duration(45 * time.Second),
+				Balance:         "hash",
+				HashKey:         HashKey{Kind: HashKeyHeader, Name: "x-user"},
+				Health: Health{
+					Path:     "/healthz?deep=1",
+					Interval: Duration(2 * time.Second),
+					Timeout:  Duration(2 * time.Second),
+					Rise:     5,
+					Fall:     1,
+				},
+				Circuit: Circuit{
+					ConsecutiveFailures: 10,
+					FailureRatio:        0.25,
+					Window:              Duration(30 * time.Second),
+					MinRequests:         100,
+					CoolDown:            Duration(time.Minute),
+					HalfOpenTrials:      1,
+				},
+				Limits: Limits{
+					Adaptive:     false,
+					MinLimit:     1,
+					MaxLimit:     64,
+					Queue:        1024,
+					QueueTimeout: Duration(time.Second),
+					ShedStatus:   429,
+				},
+				Retry: Retry{Attempts: 3, Budget: 0},
 			},
 			{
 				Name:    "static.v2",
@@ -782,6 +867,11 @@ func fullConfig(source string) *Config {
 				ConnectTimeout:  Duration(5 * time.Second),
 				ResponseTimeout: Duration(60 * time.Second),
 				IdleTimeout:     Duration(60 * time.Second),
+				Balance:         "p2c",
+				Health:          wantHealth,
+				Circuit:         wantCircuit,
+				Limits:          wantLimits,
+				Retry:           wantRetry,
 			},
 		},
 		Routes: []Route{
@@ -1034,6 +1124,10 @@ func FuzzParse(f *testing.F) {
 	f.Add(doc(`x = {a = 1, b = }`))
 	f.Add(doc(`[[backend]`, `name = 1`))
 	f.Add("[server]\r\nloops = 1\r\nloops = 2\r\n")
+	f.Add(doc(`[[backend]]`, `name = "a"`, `servers = ["h:1", {addr = "h:2", weight = 2}]`, `balance = "hash"`,
+		`hash_key = "cookie:sid"`, `limits = {adaptive = false}`, `retry.budget = 0.0`, `[[route]]`, `backend = "a"`))
+	f.Add(doc(`[[backend]]`, `name = "a"`, `[[backend.servers]]`, `addr = "h:1"`, `[backend.health]`, `interval = "150ms"`,
+		`[backend.circuit]`, `failure_ratio = 1e-3`, `[[route]]`, `backend = "a"`))
 	f.Fuzz(func(t *testing.T, text string) {
 		c, err := Parse("f.toml", []byte(text))
 		if err != nil {

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,8 +90,14 @@ var (
 	serverKeys  = []string{"listen", "loops", "header_timeout", "idle_timeout", "body_timeout", "shutdown_grace", "max_request_line", "max_header_bytes", "max_header_fields", "max_body_bytes", "output_buffer"}
 	adminKeys   = []string{"listen"}
 	logKeys     = []string{"level", "access", "format"}
-	backendKeys = []string{"name", "servers", "conns", "queue", "pipeline", "owner", "connect_timeout", "response_timeout", "idle_timeout"}
-	routeKeys   = []string{"host", "path_prefix", "backend", "return", "body"}
+	backendKeys = []string{"name", "servers", "conns", "queue", "pipeline", "owner", "connect_timeout", "response_timeout", "idle_timeout",
+		"balance", "hash_key", "health", "circuit", "limits", "retry"}
+	serverAddrKeys = []string{"addr", "weight"} // a server written as a table
+	healthKeys     = []string{"path", "interval", "timeout", "rise", "fall"}
+	circuitKeys    = []string{"consecutive_failures", "failure_ratio", "window", "min_requests", "cool_down", "half_open_trials"}
+	limitsKeys     = []string{"adaptive", "min_limit", "max_limit", "queue", "queue_timeout", "shed_status"}
+	retryKeys      = []string{"attempts", "budget"}
+	routeKeys      = []string{"host", "path_prefix", "backend", "return", "body"}
 )
 
 // document decodes the whole document and checks every entry by itself.
@@ -222,20 +230,12 @@ func (d *decoder) backend(path string, v any, b *Backend) {
 			d.errorf(p, "at least one server is required")
 		}
 		for i, el := range v {
-			pi := indexKey(p, i)
-			s, ok := d.str(pi, el)
-			if !ok {
-				continue
+			if sa, ok := d.serverAddr(indexKey(p, i), el); ok {
+				b.Servers = append(b.Servers, sa)
 			}
-			sa, err := parseServer(s)
-			if err != nil {
-				d.errorf(pi, "%v", err)
-				continue
-			}
-			b.Servers = append(b.Servers, sa)
 		}
 	default:
-		d.typeError(p, "a list of strings", v)
+		d.typeError(p, "a list of strings or tables", v)
 	}
 
 	d.intField(m, path, "conns", minConns, maxConns, &b.Conns)
@@ -245,6 +245,147 @@ func (d *decoder) backend(path string, v any, b *Backend) {
 	d.durationField(m, path, "connect_timeout", &b.ConnectTimeout)
 	d.durationField(m, path, "response_timeout", &b.ResponseTimeout)
 	d.durationField(m, path, "idle_timeout", &b.IdleTimeout)
+
+	d.balance(m, path, b)
+	if v, ok := m["health"]; ok {
+		d.health(joinKey(path, "health"), v, &b.Health)
+	}
+	if v, ok := m["circuit"]; ok {
+		d.circuit(joinKey(path, "circuit"), v, &b.Circuit)
+	}
+	// Limits and Retry start from their defaults, not from zero: see
+	// defaultLimits.
+	b.Limits = defaultLimits
+	if v, ok := m["limits"]; ok {
+		d.limits(joinKey(path, "limits"), v, &b.Limits)
+	}
+	b.Retry = defaultRetry
+	if v, ok := m["retry"]; ok {
+		d.retry(joinKey(path, "retry"), v, &b.Retry)
+	}
+}
+
+// serverAddr decodes one entry of a backend's servers: a string
+// "host:port [weight=N]" or a table {addr = "host:port", weight = N}.
+func (d *decoder) serverAddr(path string, v any) (ServerAddr, bool) {
+	switch v := v.(type) {
+	case string:
+		sa, err := parseServer(v)
+		if err != nil {
+			d.errorf(path, "%v", err)
+			return ServerAddr{}, false
+		}
+		return sa, true
+	case map[string]any:
+		m := d.table(path, v, serverAddrKeys)
+		sa := ServerAddr{Weight: defaultWeight}
+		ok := true
+		p := joinKey(path, "addr")
+		if v, found := m["addr"]; !found {
+			d.errorf(p, `required key is missing; a server table needs addr = "host:port"`)
+			ok = false
+		} else if s, isStr := d.str(p, v); !isStr || !d.address(p, s, true) {
+			ok = false
+		} else {
+			sa.Addr = s
+		}
+		if v, found := m["weight"]; found {
+			n, valid := d.integer(joinKey(path, "weight"), v, minWeight, maxWeight)
+			ok = ok && valid
+			sa.Weight = int(n)
+		}
+		return sa, ok
+	default:
+		d.typeError(path, `a string "host:port [weight=N]" or a table {addr = "host:port", weight = N}`, v)
+		return ServerAddr{}, false
+	}
+}
+
+// balance decodes a backend's balance and hash_key, which go together:
+// hash_key is required with balance = "hash" and an error without it. The
+// checks are on the keys written, as for a route's backend and return.
+func (d *decoder) balance(m map[string]any, path string, b *Backend) {
+	d.enumField(m, path, "balance", &b.Balance, "p2c", "round_robin", "hash")
+	_, hasBalance := m["balance"]
+	v, hasKey := m["hash_key"]
+	pk := joinKey(path, "hash_key")
+	if hasKey {
+		if s, ok := d.str(pk, v); ok {
+			k, err := parseHashKey(s)
+			if err != nil {
+				d.errorf(pk, "%v", err)
+			}
+			b.HashKey = k
+		}
+	}
+	switch {
+	case hasBalance && b.Balance == "":
+		// An invalid balance, already reported.
+	case hasKey && b.Balance != "hash":
+		d.errorf(pk, `hash_key is only allowed with balance = "hash" (balance is %q)`, cmp.Or(b.Balance, defaultBalance))
+	case !hasKey && b.Balance == "hash":
+		d.errorf(joinKey(path, "balance"), `balance = "hash" needs hash_key (header:NAME, cookie:NAME or client_ip)`)
+	}
+}
+
+func (d *decoder) health(path string, v any, h *Health) {
+	m := d.table(path, v, healthKeys)
+	if v, ok := m["path"]; ok {
+		p := joinKey(path, "path")
+		if s, ok := d.str(p, v); ok {
+			// A check path is sent as an origin-form request target (RFC
+			// 9112, section 3.2.1), which has the rules of a route's prefix.
+			if msg := pathPrefixProblem(s); msg != "" {
+				d.errorf(p, "invalid path %s: %s", quote(s), msg)
+			}
+			h.Path = s
+		}
+	}
+	d.periodField(m, path, "interval", &h.Interval)
+	d.durationField(m, path, "timeout", &h.Timeout)
+	d.intField(m, path, "rise", minRiseFall, maxRiseFall, &h.Rise)
+	d.intField(m, path, "fall", minRiseFall, maxRiseFall, &h.Fall)
+}
+
+func (d *decoder) circuit(path string, v any, c *Circuit) {
+	m := d.table(path, v, circuitKeys)
+	d.intField(m, path, "consecutive_failures", minConsecutive, maxConsecutive, &c.ConsecutiveFailures)
+	d.ratioField(m, path, "failure_ratio", false, &c.FailureRatio)
+	d.periodField(m, path, "window", &c.Window)
+	d.intField(m, path, "min_requests", minMinRequests, maxMinRequests, &c.MinRequests)
+	d.periodField(m, path, "cool_down", &c.CoolDown)
+	d.intField(m, path, "half_open_trials", minHalfOpenTrials, maxHalfOpenTrials, &c.HalfOpenTrials)
+}
+
+func (d *decoder) limits(path string, v any, l *Limits) {
+	m := d.table(path, v, limitsKeys)
+	if v, ok := m["adaptive"]; ok {
+		if a, ok := v.(bool); ok {
+			l.Adaptive = a
+		} else {
+			d.typeError(joinKey(path, "adaptive"), "a boolean", v)
+		}
+	}
+	d.intField(m, path, "min_limit", minConcurrencyLimit, maxConcurrencyLimit, &l.MinLimit)
+	d.intField(m, path, "max_limit", minConcurrencyLimit, maxConcurrencyLimit, &l.MaxLimit)
+	d.intField(m, path, "queue", minLimitsQueue, maxLimitsQueue, &l.Queue)
+	d.durationField(m, path, "queue_timeout", &l.QueueTimeout)
+	if v, ok := m["shed_status"]; ok {
+		p := joinKey(path, "shed_status")
+		if n, ok := d.integer(p, v, math.MinInt64, math.MaxInt64); ok {
+			if n != 503 && n != 429 {
+				d.errorf(p, "must be 503 or 429")
+			} else {
+				l.ShedStatus = int(n)
+			}
+		}
+	}
+}
+
+func (d *decoder) retry(path string, v any, r *Retry) {
+	m := d.table(path, v, retryKeys)
+	d.intField(m, path, "attempts", minAttempts, maxAttempts, &r.Attempts)
+	d.ratioField(m, path, "budget", true, &r.Budget)
 }
 
 func (d *decoder) route(path string, v any, r *Route) {
@@ -351,6 +492,10 @@ func (d *decoder) crossCheck(c *Config) {
 			s.MaxHeaderBytes, s.MaxRequestLine)
 	}
 
+	for i := range c.Backends {
+		d.backendRelations(indexKey("backend", i), &c.Backends[i])
+	}
+
 	names := make(map[string]int)
 	for i, b := range c.Backends {
 		if j, ok := names[b.Name]; ok {
@@ -367,6 +512,27 @@ func (d *decoder) crossCheck(c *Config) {
 		if _, ok := names[r.Backend]; !ok {
 			d.errorf(joinKey(indexKey("route", i), "backend"), "unknown backend %s (%s)", quote(r.Backend), definedBackends(c))
 		}
+	}
+}
+
+// backendRelations checks the relations between the keys of one backend,
+// after the defaults are applied. The error goes on the key written, so
+// that a default never takes the blame.
+func (d *decoder) backendRelations(path string, b *Backend) {
+	if h := b.Health; h.Timeout > h.Interval {
+		key := joinKey(joinKey(path, "health"), "timeout")
+		if !d.ix.has(key) {
+			key = joinKey(joinKey(path, "health"), "interval")
+		}
+		d.errorf(key, "timeout (%s) must be at most interval (%s), so that a server never has two checks in flight",
+			h.Timeout, h.Interval)
+	}
+	if l := b.Limits; l.MaxLimit < l.MinLimit {
+		key := joinKey(joinKey(path, "limits"), "max_limit")
+		if !d.ix.has(key) {
+			key = joinKey(joinKey(path, "limits"), "min_limit")
+		}
+		d.errorf(key, "max_limit (%d) must be at least min_limit (%d)", l.MaxLimit, l.MinLimit)
 	}
 }
 
@@ -461,6 +627,63 @@ func (d *decoder) durationField(m map[string]any, path, key string, dst *Duratio
 		return
 	}
 	*dst = dur
+}
+
+// periodField decodes a duration that sets a rhythm (a check interval, a
+// window, a cool-down), 100ms..1h: shorter is a typo for a longer unit or
+// a storm of work, longer is a typo or a setting that never takes effect.
+func (d *decoder) periodField(m map[string]any, path, key string, dst *Duration) {
+	var v Duration
+	d.durationField(m, path, key, &v)
+	switch {
+	case v == 0:
+		// Absent or already reported.
+	case v < minPolicyPeriod || v > maxPolicyPeriod:
+		d.errorf(joinKey(path, key), "%s out of range %s..%s", formatPeriod(v), formatPeriod(minPolicyPeriod), formatPeriod(maxPolicyPeriod))
+	default:
+		*dst = v
+	}
+}
+
+// ratioField decodes a fraction, a float or an integer in 0..1; zeroOK
+// says whether 0 itself is allowed.
+func (d *decoder) ratioField(m map[string]any, path, key string, zeroOK bool, dst *float64) {
+	v, ok := m[key]
+	if !ok {
+		return
+	}
+	p := joinKey(path, key)
+	var f float64
+	switch v := v.(type) {
+	case float64:
+		f = v
+	case int64:
+		f = float64(v)
+	default:
+		d.typeError(p, "a number", v)
+		return
+	}
+	switch {
+	case zeroOK && !(f >= 0 && f <= 1): // written so that NaN fails
+		d.errorf(p, "%s out of range 0..1", formatFloat(f))
+	case !zeroOK && !(f > 0 && f <= 1):
+		d.errorf(p, "%s must be greater than 0 and at most 1", formatFloat(f))
+	default:
+		*dst = f
+	}
+}
+
+// formatFloat formats a number from the document as TOML writes it.
+func formatFloat(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "nan"
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
 func (d *decoder) enumField(m map[string]any, path, key string, dst *string, allowed ...string) {

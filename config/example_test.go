@@ -90,6 +90,32 @@ func TestMinimalDefaults(t *testing.T) {
 			ConnectTimeout:  config.Duration(5 * time.Second),
 			ResponseTimeout: config.Duration(60 * time.Second),
 			IdleTimeout:     config.Duration(60 * time.Second),
+			Balance:         "p2c",
+			HashKey:         config.HashKey{}, // none: balance is not "hash"
+			Health: config.Health{
+				Path:     "", // passive health only
+				Interval: config.Duration(time.Second),
+				Timeout:  config.Duration(500 * time.Millisecond),
+				Rise:     2,
+				Fall:     3,
+			},
+			Circuit: config.Circuit{
+				ConsecutiveFailures: 5,
+				FailureRatio:        0.5,
+				Window:              config.Duration(10 * time.Second),
+				MinRequests:         20,
+				CoolDown:            config.Duration(5 * time.Second),
+				HalfOpenTrials:      3,
+			},
+			Limits: config.Limits{
+				Adaptive:     true,
+				MinLimit:     4,
+				MaxLimit:     1000,
+				Queue:        256,
+				QueueTimeout: config.Duration(100 * time.Millisecond),
+				ShedStatus:   503,
+			},
+			Retry: config.Retry{Attempts: 2, Budget: 0.2},
 		}},
 		Routes: []config.Route{{Host: "example.test", PathPrefix: "/", Backend: "app"}},
 	}
