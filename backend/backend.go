@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apex-epoll/apex/balance"
 	"github.com/apex-epoll/apex/config"
 	"github.com/apex-epoll/apex/h1parse"
 	"github.com/apex-epoll/apex/loop"
@@ -22,7 +23,8 @@ type Backend struct {
 	Name     string
 	LoopMode bool // owner = "loop": upstream connections live on the event loops
 	owners   []*Owner
-	pools    [][]*LoopPool // [loop id][server], loop mode only
+	loops    []*LoopBackend // by loop id, loop mode only
+	checks   *checker       // active health checks; nil when off
 	cfg      *config.Backend
 	lim      h1parse.Limits
 	log      *slog.Logger
@@ -54,6 +56,7 @@ func New(cfg *config.Backend, lim h1parse.Limits, log *slog.Logger) *Backend {
 
 // Start runs every owner goroutine.
 func (b *Backend) Start() {
+	b.startChecks()
 	for _, o := range b.owners {
 		b.wg.Add(1)
 		go func(o *Owner) {
@@ -87,6 +90,9 @@ func (b *Backend) Submit(ex *Exchange, start int) bool {
 // for them (at most grace; stragglers are left to finish on their own).
 func (b *Backend) Close(grace time.Duration) {
 	b.once.Do(func() {
+		if b.checks != nil {
+			b.checks.close()
+		}
 		for _, o := range b.owners {
 			close(o.quit)
 		}
@@ -119,13 +125,23 @@ func (b *Backend) InitLoops(loops []*loop.Loop) error {
 	if !b.LoopMode {
 		return nil
 	}
-	b.pools = make([][]*LoopPool, len(loops))
+	policy, err := balance.ParsePolicy(b.cfg.Balance)
+	if err != nil {
+		return fmt.Errorf("backend %q: %w", b.Name, err)
+	}
+	specs := make([]balance.Server, len(b.cfg.Servers))
+	addrs := make([]netip.AddrPort, len(b.cfg.Servers))
+	for i, s := range b.cfg.Servers {
+		specs[i] = balance.Server{Name: s.Addr, Weight: s.Weight}
+		if addrs[i], err = resolveAddr(s.Addr); err != nil {
+			return fmt.Errorf("backend %q: server %s: %w", b.Name, s.Addr, err)
+		}
+	}
+	proto := balance.New(policy, specs, 1)
+	b.loops = make([]*LoopBackend, len(loops))
 	for i, l := range loops {
-		for _, s := range b.cfg.Servers {
-			ap, err := resolveAddr(s.Addr)
-			if err != nil {
-				return fmt.Errorf("backend %q: server %s: %w", b.Name, s.Addr, err)
-			}
+		var pools []*LoopPool
+		for j, s := range b.cfg.Servers {
 			oc := OwnerConfig{
 				Addr:            s.Addr,
 				ConnectTimeout:  b.cfg.ConnectTimeout.D(),
@@ -134,8 +150,10 @@ func (b *Backend) InitLoops(loops []*loop.Loop) error {
 				Limits:          b.lim,
 				Logger:          b.log.With("backend", b.Name, "server", s.Addr, "loop", l.ID()),
 			}
-			b.pools[i] = append(b.pools[i], NewLoopPool(l, ap, oc, b.cfg.Conns, b.cfg.Conns*b.cfg.Queue, b.cfg.Pipeline))
+			pools = append(pools, NewLoopPool(l, addrs[j], oc, b.cfg.Conns, b.cfg.Conns*b.cfg.Queue, b.cfg.Pipeline))
 		}
+		// Each loop draws its own random numbers (p2c), from its own seed.
+		b.loops[i] = newLoopBackend(b, l, pools, proto.Clone(uint64(i)*0x9E3779B97F4A7C15+1))
 	}
 	return nil
 }
@@ -150,26 +168,24 @@ func (b *Backend) Config() *config.Backend { return b.cfg }
 // clients and close each connection as it falls idle, goroutine owners
 // finish their queues and stop (Close, waiting up to grace).
 func (b *Backend) Retire(grace time.Duration) {
+	if b.checks != nil {
+		b.once.Do(b.checks.close)
+	}
 	if !b.LoopMode {
 		go b.Close(grace)
 		return
 	}
-	for _, ps := range b.pools {
-		if len(ps) == 0 {
-			continue
-		}
-		ps[0].l.Post(&loop.Task{Run: func() {
-			for _, p := range ps {
+	for _, lb := range b.loops {
+		lb.l.Post(&loop.Task{Run: func() {
+			for _, p := range lb.pools {
 				p.Retire()
 			}
 		}})
 	}
 }
 
-func (b *Backend) Pool(id, rr int) *LoopPool {
-	ps := b.pools[id]
-	return ps[rr%len(ps)]
-}
+// Loop is loop id's share of b (owner = "loop").
+func (b *Backend) Loop(id int) *LoopBackend { return b.loops[id] }
 
 func resolveAddr(s string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
@@ -213,15 +229,14 @@ func (b *Backend) OwnerStats() []ServerStats {
 	return out
 }
 
-// LoopStats adds loop id's pools to out (indexed like the servers). Call
-// on that loop.
-func (b *Backend) LoopStats(id int, out []ServerStats) {
-	if id >= len(b.pools) {
-		return
+// LoopStates reports loop id's view of b's servers. Call on that loop.
+func (b *Backend) LoopStates(id int) (servers []ServerState, waiting int) {
+	if id >= len(b.loops) {
+		return nil, 0
 	}
-	for i, p := range b.pools[id] {
-		out[i].Addr = b.cfg.Servers[i].Addr
-		out[i].Conns += p.open
-		out[i].Waiting += len(p.waiters)
+	lb := b.loops[id]
+	for i := range lb.pools {
+		servers = append(servers, lb.State(i))
 	}
+	return servers, lb.Waiting()
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/apex-epoll/apex/h1parse"
 	"github.com/apex-epoll/apex/loop"
+	"github.com/apex-epoll/apex/retry"
 )
 
 // Client is the loop-side party of a loop-owned exchange: the proxy's
@@ -37,6 +38,9 @@ type Client interface {
 	// Gone reports whether the client connection has closed (a queued
 	// client is then skipped).
 	Gone() bool
+	// Attempt is the backend's record of the request's trip (held by the
+	// client so that it outlives the upstream connection).
+	Attempt() *Attempt
 }
 
 // LoopPool is one loop's set of connections to one upstream server: the
@@ -70,6 +74,16 @@ type LoopPool struct {
 	// retired: a reload removed this pool's backend; no new clients come,
 	// queued ones are served, and connections close as they fall idle.
 	retired bool
+	lb      *LoopBackend // the loop's backend this pool serves one server of
+	idx     int          // the server's index in lb
+}
+
+// fail ends cl's try on this server without a response: stage says how far
+// it got (for the retry rule), and the server is judged for it.
+func (p *LoopPool) fail(cl Client, stage retry.Stage, status int) {
+	cl.Attempt().Stage = stage
+	p.lb.end(cl, failed)
+	cl.ResponseError(status)
 }
 
 // Retire closes the idle connections and makes busy ones close when their
@@ -114,7 +128,8 @@ func (p *LoopPool) Acquire(cl Client, pipelinable bool) bool {
 		var err error
 		if uc, err = p.dial(); err != nil {
 			p.cfg.Logger.Debug("upstream connect failed", "addr", p.addr, "err", err)
-			cl.ResponseError(502)
+			p.fail(cl, retry.BeforeWrite, 502)
+			p.lb.kick()
 			return true
 		}
 	}
@@ -147,6 +162,9 @@ func (p *LoopPool) dial() (*UpConn, error) {
 // release takes uc back after an exchange ended cleanly: the next queued
 // client gets it, or it waits in idle.
 func (p *LoopPool) release(uc *UpConn) {
+	// The exchange that ended gave back its limiter slot: requests
+	// waiting in the backend's queue may go once uc is placed.
+	defer p.lb.kick()
 	if cl := p.nextWaiter(); cl != nil {
 		uc.assign(cl)
 		return
@@ -171,6 +189,7 @@ func (p *LoopPool) nextWaiter() Client {
 		if !cl.Gone() {
 			return cl
 		}
+		p.lb.end(cl, cancelled)
 	}
 	return nil
 }
@@ -190,15 +209,16 @@ func (p *LoopPool) closed(uc *UpConn) {
 	for p.open < p.max {
 		cl := p.nextWaiter()
 		if cl == nil {
-			return
+			break
 		}
 		nuc, err := p.dial()
 		if err != nil {
-			cl.ResponseError(502)
+			p.fail(cl, retry.BeforeWrite, 502)
 			continue
 		}
 		nuc.assign(cl)
 	}
+	p.lb.kick()
 }
 
 // upReq is one request written on an UpConn and waiting for its response.
@@ -255,6 +275,9 @@ func (uc *UpConn) assign(cl Client) {
 		uc.streamed = false
 	}
 	uc.q = append(uc.q, upReq{cl: cl})
+	// The server's latency is timed from here: time spent waiting for a
+	// connection is Apex's queueing, not the server's.
+	cl.Attempt().sent = uc.pool.l.Now()
 	cl.Assigned(uc)
 }
 
@@ -304,6 +327,7 @@ func (uc *UpConn) Abandon(cl Client) {
 	for i := range uc.q {
 		if uc.q[i].cl == cl {
 			uc.q[i].cl = nil
+			uc.pool.lb.end(cl, cancelled)
 		}
 	}
 	uc.c.Close()
@@ -420,6 +444,8 @@ func (uc *UpConn) startBody(rest []byte) bool {
 	}
 	uc.headDone = true
 	if req.cl != nil {
+		a := req.cl.Attempt()
+		a.status, a.headAt = r.Status, uc.pool.l.Now()
 		uc.pool.scratch = AppendClientHead(uc.pool.scratch[:0], r, uc.chunkedOut)
 		req.cl.ResponseHead(uc.pool.scratch, mustClose)
 	}
@@ -500,6 +526,7 @@ func (uc *UpConn) finishOne() bool {
 	}
 	uc.streamed = false
 	if req.cl != nil {
+		uc.pool.lb.end(req.cl, succeeded)
 		req.cl.ResponseEnd()
 	}
 	if uc.closeAfter {
@@ -519,9 +546,21 @@ func (uc *UpConn) failHead(status int) {
 	req := uc.q[0]
 	uc.q = uc.q[1:]
 	if req.cl != nil {
-		req.cl.ResponseError(status)
+		uc.pool.fail(req.cl, uc.stage(), status)
 	}
 	uc.c.Close()
+}
+
+// stage is how far q[0] got: never written (still connecting), written
+// with no response byte back, or answered in part.
+func (uc *UpConn) stage() retry.Stage {
+	switch {
+	case uc.gotBytes:
+		return retry.AfterResponse
+	case uc.c.Connecting():
+		return retry.BeforeWrite
+	}
+	return retry.AfterWrite
 }
 
 // abortHead ends q[0], whose response broke after bytes were sent.
@@ -529,6 +568,7 @@ func (uc *UpConn) abortHead() {
 	req := uc.q[0]
 	uc.q = uc.q[1:]
 	if req.cl != nil {
+		uc.pool.lb.end(req.cl, failed)
 		req.cl.ResponseAbort()
 	}
 	uc.c.Close()
@@ -582,19 +622,26 @@ func (uc *UpConn) Closed(c *loop.Conn, err error) {
 		}
 		switch {
 		case i == 0 && uc.headDone:
+			uc.pool.lb.end(req.cl, failed)
 			req.cl.ResponseAbort()
 		case req.replayable && (i > 0 || (uc.reused && !uc.gotBytes)):
+			// The keep-alive race: the same try goes on, on a fresh
+			// connection to the same server.
 			uc.pool.cfg.Logger.Debug("re-sending request after upstream connection closed", "addr", uc.pool.addr, "err", err)
 			nuc, derr := uc.pool.dial()
 			if derr != nil {
-				req.cl.ResponseError(502)
+				uc.pool.fail(req.cl, retry.AfterWrite, 502)
 				continue
 			}
 			nuc.assign(req.cl) // the client sends its request again
 		default:
 			uc.pool.cfg.Logger.Debug("upstream connection closed before a response", "addr", uc.pool.addr, "err", err,
 				"position", i, "reused", uc.reused, "replayable", req.replayable, "gotBytes", uc.gotBytes)
-			req.cl.ResponseError(502)
+			st := retry.AfterWrite
+			if i == 0 {
+				st = uc.stage()
+			}
+			uc.pool.fail(req.cl, st, 502)
 		}
 	}
 }

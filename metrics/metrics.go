@@ -24,7 +24,8 @@ type Snapshot struct {
 
 	Refused        map[int]uint64 // Apex's refusals of bad requests, by status
 	UpstreamErrors map[int]uint64 // Apex's answers for failed exchanges (502, 503, 504), by status
-	Shed           uint64         // requests answered 503 at once because a queue was full
+	Shed           uint64         // requests shed because a queue was full or they waited too long
+	Retries        uint64         // requests sent again to another server after a failure
 
 	ReloadsFailed, ReloadsSucceeded uint64
 	AccessLogLines, AccessLogDrops  uint64
@@ -53,6 +54,13 @@ type Server struct {
 	Addr        string
 	Conns       int // open upstream connections
 	Outstanding int // requests sent and not yet answered
+
+	// Judged: the owner keeps health, a circuit breaker and a limit for
+	// this server (owner = "loop"); the fields below are then valid.
+	Judged  bool
+	Up      bool // every loop sees it up
+	Circuit int  // the most open circuit among the loops: 0 closed, 1 open, 2 half-open (health.State)
+	Limit   int  // concurrency limit, summed over the loops
 }
 
 // Source gathers a Snapshot; it is called once per scrape from the admin
@@ -62,23 +70,28 @@ type Source interface {
 }
 
 var (
-	dRequests   = prometheus.NewDesc("apex_requests_total", "Requests by route, backend and response status class (\"none\": the client left before a response).", []string{"route", "backend", "code"}, nil)
-	dDuration   = prometheus.NewDesc("apex_request_duration_seconds", "Time from a request's first byte to its response's last byte.", []string{"route", "backend"}, nil)
-	dUpstream   = prometheus.NewDesc("apex_upstream_response_seconds", "Time from sending a request upstream to receiving its response head.", []string{"backend"}, nil)
-	dConns      = prometheus.NewDesc("apex_client_connections", "Open client connections.", nil, nil)
-	dAccepted   = prometheus.NewDesc("apex_client_connections_accepted_total", "Client connections accepted.", nil, nil)
-	dBytes      = prometheus.NewDesc("apex_bytes_total", "Bytes read (in) and written (out) on client sockets and on loop-owned upstream sockets.", []string{"side", "direction"}, nil)
-	dUpConns    = prometheus.NewDesc("apex_upstream_connections", "Open upstream connections per server.", []string{"backend", "server"}, nil)
-	dOutst      = prometheus.NewDesc("apex_upstream_outstanding_requests", "Requests sent to a server and not yet answered.", []string{"backend", "server"}, nil)
-	dQueue      = prometheus.NewDesc("apex_backend_queue_depth", "Requests waiting for an upstream connection.", []string{"backend"}, nil)
-	dRefused    = prometheus.NewDesc("apex_refused_requests_total", "Requests Apex refused itself, by status (400, 408, 413, 414, 431, 501, ...).", []string{"status"}, nil)
-	dUpErr      = prometheus.NewDesc("apex_upstream_errors_total", "Requests answered by Apex because the exchange with the backend failed, by status (502, 503, 504).", []string{"status"}, nil)
-	dShed       = prometheus.NewDesc("apex_shed_requests_total", "Requests answered 503 at once because the backend's queue was full.", nil, nil)
-	dReloads    = prometheus.NewDesc("apex_config_reloads_total", "Configuration reloads by result.", []string{"result"}, nil)
-	dLogLines   = prometheus.NewDesc("apex_access_log_lines_total", "Access-log lines written.", nil, nil)
-	dLogDrops   = prometheus.NewDesc("apex_access_log_dropped_total", "Access-log lines dropped because the log's buffer was full.", nil, nil)
-	dDraining   = prometheus.NewDesc("apex_draining", "1 while Apex is shutting down.", nil, nil)
-	classLabels = [6]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
+	dRequests     = prometheus.NewDesc("apex_requests_total", "Requests by route, backend and response status class (\"none\": the client left before a response).", []string{"route", "backend", "code"}, nil)
+	dDuration     = prometheus.NewDesc("apex_request_duration_seconds", "Time from a request's first byte to its response's last byte.", []string{"route", "backend"}, nil)
+	dUpstream     = prometheus.NewDesc("apex_upstream_response_seconds", "Time from sending a request upstream to receiving its response head.", []string{"backend"}, nil)
+	dConns        = prometheus.NewDesc("apex_client_connections", "Open client connections.", nil, nil)
+	dAccepted     = prometheus.NewDesc("apex_client_connections_accepted_total", "Client connections accepted.", nil, nil)
+	dBytes        = prometheus.NewDesc("apex_bytes_total", "Bytes read (in) and written (out) on client sockets and on loop-owned upstream sockets.", []string{"side", "direction"}, nil)
+	dUpConns      = prometheus.NewDesc("apex_upstream_connections", "Open upstream connections per server.", []string{"backend", "server"}, nil)
+	dOutst        = prometheus.NewDesc("apex_upstream_outstanding_requests", "Requests sent to a server and not yet answered.", []string{"backend", "server"}, nil)
+	dQueue        = prometheus.NewDesc("apex_backend_queue_depth", "Requests waiting for an upstream connection.", []string{"backend"}, nil)
+	dRefused      = prometheus.NewDesc("apex_refused_requests_total", "Requests Apex refused itself, by status (400, 408, 413, 414, 431, 501, ...).", []string{"status"}, nil)
+	dUpErr        = prometheus.NewDesc("apex_upstream_errors_total", "Requests answered by Apex because the exchange with the backend failed, by status (502, 503, 504).", []string{"status"}, nil)
+	dShed         = prometheus.NewDesc("apex_shed_requests_total", "Requests shed (shed_status with Retry-After) because a queue was full or they waited past queue_timeout.", nil, nil)
+	dRetries      = prometheus.NewDesc("apex_retries_total", "Requests sent again, to another server where one exists, after a failed try.", nil, nil)
+	dUp           = prometheus.NewDesc("apex_upstream_up", "1 when the server is up on every loop (active checks and passive health).", []string{"backend", "server"}, nil)
+	dCircuit      = prometheus.NewDesc("apex_upstream_circuit_state", "1 for the server's circuit state (the most open among the loops).", []string{"backend", "server", "state"}, nil)
+	dLimit        = prometheus.NewDesc("apex_upstream_concurrency_limit", "The server's adaptive concurrency limit, summed over the loops.", []string{"backend", "server"}, nil)
+	dReloads      = prometheus.NewDesc("apex_config_reloads_total", "Configuration reloads by result.", []string{"result"}, nil)
+	dLogLines     = prometheus.NewDesc("apex_access_log_lines_total", "Access-log lines written.", nil, nil)
+	dLogDrops     = prometheus.NewDesc("apex_access_log_dropped_total", "Access-log lines dropped because the log's buffer was full.", nil, nil)
+	dDraining     = prometheus.NewDesc("apex_draining", "1 while Apex is shutting down.", nil, nil)
+	classLabels   = [6]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
+	circuitStates = [3]string{"closed", "open", "half_open"}
 )
 
 // Collector is a prometheus.Collector over a Source.
@@ -89,7 +102,7 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dRequests, dDuration, dUpstream, dConns, dAccepted, dBytes, dUpConns, dOutst, dQueue, dRefused, dUpErr, dShed, dReloads, dLogLines, dLogDrops, dDraining} {
+	for _, d := range []*prometheus.Desc{dRequests, dDuration, dUpstream, dConns, dAccepted, dBytes, dUpConns, dOutst, dQueue, dRefused, dUpErr, dShed, dRetries, dUp, dCircuit, dLimit, dReloads, dLogLines, dLogDrops, dDraining} {
 		ch <- d
 	}
 }
@@ -138,6 +151,22 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for _, sv := range b.Servers {
 			gauge(dUpConns, float64(sv.Conns), b.Name, sv.Addr)
 			gauge(dOutst, float64(sv.Outstanding), b.Name, sv.Addr)
+			if !sv.Judged {
+				continue
+			}
+			up := 0.0
+			if sv.Up {
+				up = 1
+			}
+			gauge(dUp, up, b.Name, sv.Addr)
+			for st, name := range circuitStates {
+				v := 0.0
+				if st == sv.Circuit {
+					v = 1
+				}
+				gauge(dCircuit, v, b.Name, sv.Addr, name)
+			}
+			gauge(dLimit, float64(sv.Limit), b.Name, sv.Addr)
 		}
 	}
 	for status, n := range s.Refused {
@@ -147,6 +176,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dUpErr, n, strconv.Itoa(status))
 	}
 	counter(dShed, s.Shed)
+	counter(dRetries, s.Retries)
 	counter(dReloads, s.ReloadsSucceeded, "success")
 	counter(dReloads, s.ReloadsFailed, "failure")
 	counter(dLogLines, s.AccessLogLines)

@@ -49,7 +49,10 @@ type client struct {
 	// loop mode (owner = "loop"): the upstream connection is on this loop
 	loopMode  bool
 	uc        *backend.UpConn // assigned upstream connection, nil while queued
-	queued    bool            // waiting in a pool's queue for a connection
+	queued    bool            // waiting in a pool's or the backend's queue for a connection
+	bqueued   bool            // waiting in the backend's queue (every server at its limit)
+	lb        *backend.LoopBackend
+	att       backend.Attempt // the request's trip upstream, kept by the backend
 	upHead    []byte          // the upstream request (head and inline body)
 	streaming bool            // the request body is streamed after upHead
 	canReplay bool            // the request may be sent again (saved: cl.rs.req's bytes do not outlive Data)
@@ -599,6 +602,16 @@ func (w *worker) Timeout(c *loop.Conn) {
 		c.Close()
 	case stBody:
 		cl.bodyError(408)
+	case stWait:
+		if cl.bqueued && cl.lb.Leave(cl) {
+			// queue_timeout: shed, quickly, with Retry-After.
+			cl.bqueued, cl.queued = false, false
+			w.inflight--
+			w.stats.shed++
+			cl.answer(cl.lb.ShedStatus())
+			return
+		}
+		c.Close()
 	default:
 		// Idle keep-alive, or a client that stopped reading its response.
 		c.Close()
@@ -635,6 +648,13 @@ func (w *worker) Closed(c *loop.Conn, err error) {
 			cl.uc.Abandon(cl)
 			cl.uc = nil
 			w.inflight--
+		}
+		if cl.bqueued {
+			cl.lb.Leave(cl)
+			cl.bqueued, cl.queued = false, false
+			w.inflight--
+			w.putClient(cl)
+			return
 		}
 		if cl.queued {
 			// The pool's queue still holds cl; it skips it (Gone) and

@@ -1,8 +1,13 @@
 package proxy
 
 import (
+	"bytes"
+
 	"github.com/apex-epoll/apex/backend"
+	"github.com/apex-epoll/apex/balance"
+	"github.com/apex-epoll/apex/config"
 	"github.com/apex-epoll/apex/h1parse"
+	"github.com/apex-epoll/apex/loop"
 )
 
 // This file is the client's side of loop-owned exchanges (owner =
@@ -38,17 +43,33 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 		cl.c.SetTimeout(0) // upstream timeouts govern now
 	}
 	w.inflight++
-	cl.queued = true
-	pool := rt.backend.Pool(w.loop.ID(), w.next())
+	lb := rt.backend.Loop(w.loop.ID())
+	cl.lb = lb
+	cl.att.Reset()
+	if rt.hashKey.Kind != config.HashKeyNone {
+		cl.att.Key = hashKeyOf(&rt.hashKey, r, cl.c)
+	}
 	// Acquire may answer at once (Assigned, or ResponseError when the
 	// connect cannot even start): nothing below may assume a state.
 	cl.canReplay = !cl.streaming && replayable(r)
 	cl.isHead = h1parse.EqualFold(r.Method, "HEAD")
-	if !pool.Acquire(cl, cl.canReplay) {
+	cl.queued = true
+	switch lb.Acquire(cl, cl.canReplay) {
+	case backend.Queued:
+		// Every server is at its limit: wait, at most queue_timeout.
+		cl.bqueued = true
+		cl.c.SetTimeout(lb.QueueTimeout())
+	case backend.Shed:
 		cl.queued = false
 		w.inflight--
 		w.stats.shed++
-		cl.answer(503) // overloaded: answer at once
+		cl.answer(lb.ShedStatus()) // overloaded: answer at once
+		return consumed
+	case backend.NoServer:
+		cl.queued = false
+		w.inflight--
+		w.stats.upstreamErr(503)
+		cl.answer(503)
 		return consumed
 	}
 	if cl.state == stBody {
@@ -60,9 +81,18 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 	return consumed
 }
 
+// Attempt implements backend.Client.
+func (cl *client) Attempt() *backend.Attempt { return &cl.att }
+
 // Assigned implements backend.Client.
 func (cl *client) Assigned(uc *backend.UpConn) {
 	cl.queued = false
+	if cl.bqueued {
+		cl.bqueued = false
+		if cl.state == stWait {
+			cl.c.SetTimeout(0) // upstream timeouts govern now
+		}
+	}
 	cl.uc = uc
 	cl.rs.upSent = cl.w.loop.Now()
 	// cl.rs.req's slices point into input already consumed: only the facts
@@ -196,6 +226,17 @@ func (cl *client) ResponseEnd() {
 func (cl *client) ResponseError(status int) {
 	cl.uc = nil
 	cl.queued = false
+	cl.bqueued = false
+	if cl.lb.Retry(cl, cl.canReplay, cl.streaming) {
+		// Another try is under way: Assigned follows, or it waits.
+		cl.w.stats.retries++
+		cl.queued = true
+		if cl.att.Waiting() {
+			cl.bqueued = true
+			cl.c.SetTimeout(cl.lb.QueueTimeout())
+		}
+		return
+	}
 	cl.w.inflight--
 	cl.w.stats.upstreamErr(status)
 	cl.answer(status)
@@ -219,3 +260,47 @@ func (cl *client) UpstreamDrained() {
 
 // Gone implements backend.Client.
 func (cl *client) Gone() bool { return cl.c == nil || cl.c.Closed() }
+
+// hashKeyOf hashes the request's balancing key (balance = "hash"): a
+// header's value, a cookie's value, or the client's address. A request
+// without the header or cookie hashes as empty, so such requests share one
+// server rather than scatter.
+func hashKeyOf(k *config.HashKey, r *h1parse.Request, c *loop.Conn) uint64 {
+	switch k.Kind {
+	case config.HashKeyClientIP:
+		a := c.RemoteAddr().Addr().As16()
+		return balance.Sum64(a[:])
+	case config.HashKeyHeader:
+		for i := range r.Fields {
+			if h1parse.EqualFold(r.Fields[i].Name, k.Name) {
+				return balance.Sum64(r.Fields[i].Value)
+			}
+		}
+	case config.HashKeyCookie:
+		for i := range r.Fields {
+			if h1parse.EqualFold(r.Fields[i].Name, "cookie") {
+				if v, ok := cookieValue(r.Fields[i].Value, k.Name); ok {
+					return balance.Sum64(v)
+				}
+			}
+		}
+	}
+	return balance.Sum64(nil)
+}
+
+// cookieValue finds name's value in a Cookie field ("a=1; b=2").
+func cookieValue(field []byte, name string) ([]byte, bool) {
+	for len(field) > 0 {
+		var pair []byte
+		if i := bytes.IndexByte(field, ';'); i >= 0 {
+			pair, field = field[:i], field[i+1:]
+		} else {
+			pair, field = field, nil
+		}
+		pair = bytes.TrimLeft(pair, " \t")
+		if len(pair) > len(name) && pair[len(name)] == '=' && string(pair[:len(name)]) == name {
+			return pair[len(name)+1:], true
+		}
+	}
+	return nil, false
+}

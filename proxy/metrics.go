@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/apex-epoll/apex/backend"
+	"github.com/apex-epoll/apex/health"
 	"github.com/apex-epoll/apex/loop"
 	"github.com/apex-epoll/apex/metrics"
 )
@@ -16,8 +17,13 @@ type loopSnapshot struct {
 	upErrs  [600]uint64
 	shed    uint64
 	loop    loop.Stats
-	pools   [][]backend.ServerStats // by live backend, loop owners only
+	retries uint64
+	servers [][]backend.ServerState // by live backend, loop owners only
+	waiting []int                   // by live backend: requests in its queue
 }
+
+// circuitSeverity orders circuit states for "the most open among loops".
+var circuitSeverity = map[health.State]int{health.Closed: 0, health.HalfOpen: 1, health.Open: 2}
 
 // snapshotTimeout bounds how long a scrape waits for a busy loop; a loop
 // that does not answer in time is left out of that scrape.
@@ -39,13 +45,14 @@ func (s *Server) Snapshot() *metrics.Snapshot {
 				refused: w.stats.refusedBy,
 				upErrs:  w.stats.upErrs,
 				shed:    w.stats.shed,
+				retries: w.stats.retries,
 				loop:    w.loop.Stats(),
-				pools:   make([][]backend.ServerStats, len(live)),
+				servers: make([][]backend.ServerState, len(live)),
+				waiting: make([]int, len(live)),
 			}
 			for i, b := range live {
 				if b.LoopMode {
-					ls.pools[i] = make([]backend.ServerStats, len(b.Config().Servers))
-					b.LoopStats(w.loop.ID(), ls.pools[i])
+					ls.servers[i], ls.waiting[i] = b.LoopStates(w.loop.ID())
 				}
 			}
 			results <- ls
@@ -73,7 +80,7 @@ func (s *Server) Snapshot() *metrics.Snapshot {
 			continue
 		}
 		for _, sv := range b.Config().Servers {
-			mb.Servers = append(mb.Servers, metrics.Server{Addr: sv.Addr})
+			mb.Servers = append(mb.Servers, metrics.Server{Addr: sv.Addr, Judged: true, Up: true})
 		}
 	}
 	for _, w := range s.workers {
@@ -114,11 +121,19 @@ func (s *Server) Snapshot() *metrics.Snapshot {
 		snap.ClientBytesOut += ls.loop.ClientBytesOut
 		snap.UpstreamBytesIn += ls.loop.UpstreamBytesIn
 		snap.UpstreamBytesOut += ls.loop.UpstreamBytesOut
-		for i, ps := range ls.pools {
-			for j, st := range ps {
+		snap.Retries += ls.retries
+		for i, ss := range ls.servers {
+			snap.Backends[i].Queue += ls.waiting[i]
+			for j, st := range ss {
 				sv := &snap.Backends[i].Servers[j]
 				sv.Conns += st.Conns
+				sv.Outstanding += st.Outstanding
+				sv.Limit += st.Limit
 				snap.Backends[i].Queue += st.Waiting
+				sv.Up = sv.Up && st.Up
+				if circuitSeverity[st.Circuit] > circuitSeverity[health.State(sv.Circuit)] {
+					sv.Circuit = int(st.Circuit)
+				}
 			}
 		}
 	}

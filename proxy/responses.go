@@ -53,13 +53,13 @@ func statusText(code int) string {
 // errorResponses holds Apex's own answers, built once: errResp[status][close].
 var errResp = func() map[int][2][]byte {
 	m := map[int][2][]byte{}
-	for _, s := range []int{400, 404, 408, 413, 414, 431, 500, 501, 502, 503, 504, 505} {
+	for _, s := range []int{400, 404, 408, 413, 414, 429, 431, 500, 501, 502, 503, 504, 505} {
 		body := strconv.Itoa(s) + " " + statusText(s) + "\n"
 		var pair [2][]byte
 		for i, conn := range []string{"", "Connection: close\r\n"} {
 			b := []byte("HTTP/1.1 " + strconv.Itoa(s) + " " + statusText(s) + "\r\n" +
 				"Content-Type: text/plain; charset=utf-8\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n")
-			if s == 503 {
+			if s == 503 || s == 429 {
 				b = append(b, "Retry-After: 1\r\n"...)
 			}
 			b = append(b, conn...)

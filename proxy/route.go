@@ -25,6 +25,7 @@ type route struct {
 	stat         int    // metrics id of (label, backend name), stable across reloads
 	label        string // routeLabel, for the access log
 	backendName  string
+	hashKey      config.HashKey // the backend's balancing key (balance = "hash")
 }
 
 // routeLabel names a route in metrics and logs: host and path prefix.
@@ -49,6 +50,9 @@ func buildRoutes(cfg *config.Config, backends map[string]*backend.Backend, statI
 			for _, b := range cfg.Backends {
 				if b.Name == r.Backend && len(b.Servers) > 0 {
 					e.upstreamHost = []byte(b.Servers[0].Addr)
+					if b.Balance == "hash" {
+						e.hashKey = b.HashKey
+					}
 				}
 			}
 		} else {

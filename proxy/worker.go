@@ -48,6 +48,7 @@ type worker struct {
 type workerStats struct {
 	requests  uint64
 	shed      uint64
+	retries   uint64
 	refusedBy [600]uint64 // Apex's own refusals by status
 	answers   [6]uint64   // Apex-generated answers by status class
 	upErrs    [600]uint64
