@@ -29,6 +29,7 @@ type Snapshot struct {
 
 	ReloadsFailed, ReloadsSucceeded uint64
 	AccessLogLines, AccessLogDrops  uint64
+	AccessLogErrors                 uint64 // lines lost to write errors (disk full)
 	Draining                        bool
 }
 
@@ -89,6 +90,7 @@ var (
 	dReloads      = prometheus.NewDesc("apex_config_reloads_total", "Configuration reloads by result.", []string{"result"}, nil)
 	dLogLines     = prometheus.NewDesc("apex_access_log_lines_total", "Access-log lines written.", nil, nil)
 	dLogDrops     = prometheus.NewDesc("apex_access_log_dropped_total", "Access-log lines dropped because the log's buffer was full.", nil, nil)
+	dLogErrs      = prometheus.NewDesc("apex_access_log_write_errors_total", "Access-log lines lost to write errors (a full disk, a closed pipe).", nil, nil)
 	dDraining     = prometheus.NewDesc("apex_draining", "1 while Apex is shutting down.", nil, nil)
 	classLabels   = [6]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
 	circuitStates = [3]string{"closed", "open", "half_open"}
@@ -102,7 +104,7 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dRequests, dDuration, dUpstream, dConns, dAccepted, dBytes, dUpConns, dOutst, dQueue, dRefused, dUpErr, dShed, dRetries, dUp, dCircuit, dLimit, dReloads, dLogLines, dLogDrops, dDraining} {
+	for _, d := range []*prometheus.Desc{dRequests, dDuration, dUpstream, dConns, dAccepted, dBytes, dUpConns, dOutst, dQueue, dRefused, dUpErr, dShed, dRetries, dUp, dCircuit, dLimit, dReloads, dLogLines, dLogDrops, dLogErrs, dDraining} {
 		ch <- d
 	}
 }
@@ -181,6 +183,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dReloads, s.ReloadsFailed, "failure")
 	counter(dLogLines, s.AccessLogLines)
 	counter(dLogDrops, s.AccessLogDrops)
+	counter(dLogErrs, s.AccessLogErrors)
 	draining := 0.0
 	if s.Draining {
 		draining = 1

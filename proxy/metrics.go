@@ -87,12 +87,14 @@ func (s *Server) Snapshot() *metrics.Snapshot {
 		snap.ClientConns += w.conns.Load()
 	}
 	timeout := time.After(snapshotTimeout)
+	snap.ReloadsFailed, snap.ReloadsSucceeded = s.Reloads()
+	snap.AccessLogLines, snap.AccessLogDrops, snap.AccessLogErrors = s.AccessLogCounts()
 	for range s.workers {
 		var ls *loopSnapshot
 		select {
 		case ls = <-results:
 		case <-timeout:
-			return snap
+			return snap // what the other loops reported
 		}
 		for id := range ls.routes {
 			if id >= len(snap.Routes) {
@@ -137,7 +139,5 @@ func (s *Server) Snapshot() *metrics.Snapshot {
 			}
 		}
 	}
-	snap.ReloadsFailed, snap.ReloadsSucceeded = s.Reloads()
-	snap.AccessLogLines, snap.AccessLogDrops = s.AccessLogCounts()
 	return snap
 }

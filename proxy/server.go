@@ -57,8 +57,9 @@ type Server struct {
 	live       []*backend.Backend
 
 	alog atomic.Pointer[accesslog.Log] // the access log in use; nil: off
-	// alogLines and alogDrops carry the counts of logs a reload closed.
-	alogLines, alogDrops atomic.Uint64
+	// alogLines, alogDrops and alogErrs carry the counts of logs a
+	// reload closed.
+	alogLines, alogDrops, alogErrs atomic.Uint64
 }
 
 // openAccessLog opens the log cfg asks for (nil when "off").
@@ -85,15 +86,16 @@ func (s *Server) ReopenAccessLog() error {
 	return nil
 }
 
-// AccessLogCounts returns the lines written and dropped, over every log
-// this server has had.
-func (s *Server) AccessLogCounts() (lines, drops uint64) {
-	lines, drops = s.alogLines.Load(), s.alogDrops.Load()
+// AccessLogCounts returns the lines written, dropped (buffers full) and
+// lost to write errors, over every log this server has had.
+func (s *Server) AccessLogCounts() (lines, drops, errs uint64) {
+	lines, drops, errs = s.alogLines.Load(), s.alogDrops.Load(), s.alogErrs.Load()
 	if l := s.alog.Load(); l != nil {
 		lines += l.Lines()
 		drops += l.Drops()
+		errs += l.Errors()
 	}
-	return lines, drops
+	return lines, drops, errs
 }
 
 // statID returns the metrics id of a route label and backend name.
@@ -313,6 +315,7 @@ func (s *Server) reload(cfg *config.Config) error {
 			oldLog.Close(5 * time.Second)
 			s.alogLines.Add(oldLog.Lines())
 			s.alogDrops.Add(oldLog.Drops())
+			s.alogErrs.Add(oldLog.Errors())
 		}
 	}
 	for _, b := range s.backends {
