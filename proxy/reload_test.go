@@ -76,9 +76,10 @@ func reloadConfig(t *testing.T, listen []string, backendAddr, extra string) *con
 }
 
 // TestReloadUnderLoad switches the backend and routes ten times while
-// keep-alive clients run: no request fails, each answer comes from one of
-// the two configurations, the last one wins, and the upstream connections
-// of the backend no longer routed to are closed.
+// keep-alive clients run, with a refused (invalid) reload after each: no
+// request fails, each answer comes from one of the two configurations,
+// the last one wins, and the upstream connections of the backend no
+// longer routed to are closed.
 func TestReloadUnderLoad(t *testing.T) {
 	a, ac := startNamedBackend(t, "A")
 	b, _ := startNamedBackend(t, "B")
@@ -161,7 +162,14 @@ func TestReloadUnderLoad(t *testing.T) {
 		if err := s.Reload(cfg); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
-		time.Sleep(80 * time.Millisecond)
+		time.Sleep(40 * time.Millisecond)
+		// An invalid one in between: refused, nothing changes.
+		bad := reloadConfig(t, listen, bAddr, "")
+		bad.Server.Loops = 5
+		if err := s.Reload(bad); err == nil {
+			t.Fatalf("reload %d: a loops change was accepted", i)
+		}
+		time.Sleep(40 * time.Millisecond)
 	}
 	// The tenth reload (i = 9) went back to A; one more to B, then the
 	// clients stop.
@@ -187,7 +195,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	if seenA.Load() == 0 || seenB.Load() == 0 || seenFixed.Load() == 0 {
 		t.Fatal("every configuration should have served requests")
 	}
-	if failed, succeeded := s.Reloads(); failed != 0 || succeeded != 11 {
+	if failed, succeeded := s.Reloads(); failed != 10 || succeeded != 11 {
 		t.Fatalf("reload counts: %d failed, %d succeeded", failed, succeeded)
 	}
 	// The last configuration wins, and A's connections drain away.
