@@ -129,14 +129,43 @@ func (lb *LoopBackend) Acquire(cl Client, pipelinable bool) Result {
 	case admitted:
 		return lb.send(cl, pipelinable)
 	case atLimit:
-		if len(lb.waiters) >= lb.cfg.Limits.Queue {
+		if !lb.enqueue(cl, now) {
 			return Shed
 		}
-		a.waiting, a.since = true, now
-		lb.waiters = append(lb.waiters, cl)
 		return Queued
 	}
 	return NoServer
+}
+
+// enqueue puts cl in the wait queue unless it is full.
+func (lb *LoopBackend) enqueue(cl Client, now int64) bool {
+	if len(lb.waiters) >= lb.cfg.Limits.Queue {
+		return false
+	}
+	a := cl.Attempt()
+	a.waiting, a.since = true, now
+	lb.waiters = append(lb.waiters, cl)
+	return true
+}
+
+// offerUntried makes the servers cl's request has not tried available to
+// the balancer (all of them once every one was tried).
+func (lb *LoopBackend) offerUntried(a *Attempt) {
+	n := len(lb.pools)
+	all := a.tried == allTried(n)
+	for i := 0; i < n; i++ {
+		lb.bal.SetAvailable(i, all || i >= 64 || a.tried&(1<<i) == 0)
+	}
+}
+
+// take records that cl's request was admitted to server i.
+func (lb *LoopBackend) take(a *Attempt, i int, t health.Ticket, now int64) {
+	a.server, a.ticket, a.sent, a.headAt, a.status = i, t, now, 0, 0
+	a.tries++
+	if i < 64 {
+		a.tried |= 1 << i
+	}
+	lb.bal.Start(i)
 }
 
 type admission uint8
@@ -152,10 +181,7 @@ const (
 // aside for this pick only.
 func (lb *LoopBackend) admit(cl Client, now int64) admission {
 	a := cl.Attempt()
-	n := len(lb.pools)
-	for i := 0; i < n; i++ {
-		lb.bal.SetAvailable(i, i >= 64 || a.tried&(1<<i) == 0 || a.tried == allTried(n))
-	}
+	lb.offerUntried(a)
 	full := false
 	for {
 		i := lb.bal.Pick(now, a.Key)
@@ -173,12 +199,7 @@ func (lb *LoopBackend) admit(cl Client, now int64) admission {
 			full = true
 			continue
 		}
-		a.server, a.ticket, a.sent, a.headAt, a.status = i, t, now, 0, 0
-		a.tries++
-		if i < 64 {
-			a.tried |= 1 << i
-		}
-		lb.bal.Start(i)
+		lb.take(a, i, t, now)
 		return admitted
 	}
 	if full {
@@ -191,12 +212,13 @@ func (lb *LoopBackend) admit(cl Client, now int64) admission {
 	// room instead. The tries carry no ticket, so their results do not
 	// count: the servers come back through the usual ways (checks,
 	// probes, half-open trials).
-	for i := 0; i < n; i++ {
-		lb.bal.SetAvailable(i, i >= 64 || a.tried&(1<<i) == 0 || a.tried == allTried(n))
-	}
+	lb.offerUntried(a)
 	for {
 		i := lb.bal.Pick(now, a.Key)
 		if i < 0 {
+			if full {
+				return atLimit
+			}
 			return noneUp
 		}
 		if !lb.lims[i].Acquire() {
@@ -205,12 +227,7 @@ func (lb *LoopBackend) admit(cl Client, now int64) admission {
 			continue
 		}
 		lb.panics++
-		a.server, a.ticket, a.sent, a.headAt, a.status = i, health.Ticket{}, now, 0, 0
-		a.tries++
-		if i < 64 {
-			a.tried |= 1 << i
-		}
-		lb.bal.Start(i)
+		lb.take(a, i, health.Ticket{}, now)
 		return admitted
 	}
 }
@@ -368,11 +385,7 @@ func (lb *LoopBackend) Retry(cl Client, idempotent, streamed bool) bool {
 	case admitted:
 		return lb.send(cl, false) == Sent
 	case atLimit:
-		if len(lb.waiters) < lb.cfg.Limits.Queue {
-			a.waiting, a.since = true, now
-			lb.waiters = append(lb.waiters, cl)
-			return true
-		}
+		return lb.enqueue(cl, now)
 	}
 	return false
 }
