@@ -220,7 +220,10 @@ func logBackend(log *slog.Logger, bc *config.Backend) {
 	for i, sv := range bc.Servers {
 		servers[i] = sv.Addr
 	}
-	log.Info("backend", "name", bc.Name, "servers", servers, "conns", bc.Conns, "queue", bc.Queue, "owner", bc.Owner)
+	log.Info("backend", "name", bc.Name, "servers", servers, "conns", bc.Conns, "queue", bc.Queue, "owner", bc.Owner, "balance", bc.Balance)
+	if bc.Owner == "goroutine" && (bc.Health.Path != "" || len(bc.Servers) > 1) {
+		log.Warn("owner = \"goroutine\" applies no balancing policy, health checks, circuit breaker, adaptive limit or retries; use owner = \"loop\"", "backend", bc.Name)
+	}
 }
 
 // Reloads returns how many reloads failed and succeeded.
