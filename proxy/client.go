@@ -47,16 +47,18 @@ type client struct {
 	abortBody bool // the client failed mid-body; the owner still has to be told
 	held      *backend.Chunk
 	// loop mode (owner = "loop"): the upstream connection is on this loop
-	loopMode  bool
-	uc        *backend.UpConn // assigned upstream connection, nil while queued
-	queued    bool            // waiting in a pool's or the backend's queue for a connection
-	bqueued   bool            // waiting in the backend's queue (every server at its limit)
-	lb        *backend.LoopBackend
-	att       backend.Attempt // the request's trip upstream, kept by the backend
-	upHead    []byte          // the upstream request (head and inline body)
-	streaming bool            // the request body is streamed after upHead
-	canReplay bool            // the request may be sent again (saved: cl.rs.req's bytes do not outlive Data)
-	isHead    bool            // the method is HEAD
+	loopMode bool
+	uc       *backend.UpConn // assigned upstream connection, nil while queued
+	queued   bool            // waiting in a pool's or the backend's queue for a connection
+	// queueTimer: the connection's timer is the backend queue's
+	// queue_timeout (cl.att.Waiting() says whether it still waits there).
+	queueTimer bool
+	lb         *backend.LoopBackend
+	att        backend.Attempt // the request's trip upstream, kept by the backend
+	upHead     []byte          // the upstream request (head and inline body)
+	streaming  bool            // the request body is streamed after upHead
+	canReplay  bool            // the request may be sent again (saved: cl.rs.req's bytes do not outlive Data)
+	isHead     bool            // the method is HEAD
 
 	// pendingStatus is Apex's own answer decided while the owner still had
 	// the exchange (a broken or oversized request body); it replaces the
@@ -569,6 +571,13 @@ func (cl *client) finishResponse() {
 	}
 	cl.state = stIdle
 	c.SetTimeout(cl.w.idleTimeout())
+	if c.OutFull() {
+		// The client is not reading its responses (a pipelining flood):
+		// its next request is read only once it has caught up (Drained),
+		// so responses never pile up beyond output_buffer and the
+		// backend sees no more requests meanwhile.
+		return
+	}
 	c.ResumeRead()
 }
 
@@ -577,6 +586,10 @@ func (w *worker) Drained(c *loop.Conn) {
 	cl := c.Ctx.(*client)
 	if cl.uc != nil {
 		cl.uc.Resume()
+		return
+	}
+	if cl.state == stIdle {
+		c.ResumeRead() // caught up after finishResponse held back its next request
 		return
 	}
 	if ch := cl.held; ch != nil {
@@ -591,6 +604,21 @@ func (w *worker) Drained(c *loop.Conn) {
 // Timeout implements loop.Handler.
 func (w *worker) Timeout(c *loop.Conn) {
 	cl := c.Ctx.(*client)
+	if cl.queueTimer {
+		cl.queueTimer = false
+		if cl.att.Waiting() && cl.lb.Leave(cl) {
+			// queue_timeout: shed, quickly, with Retry-After.
+			cl.queued = false
+			w.inflight--
+			w.stats.shed++
+			cl.answer(cl.lb.ShedStatus())
+			return
+		}
+		// The request left the queue for a server's connection queue:
+		// the usual timers govern again.
+		cl.restoreTimer()
+		return
+	}
 	switch cl.state {
 	case stHead:
 		if c.Buffered() > 0 {
@@ -602,16 +630,6 @@ func (w *worker) Timeout(c *loop.Conn) {
 		c.Close()
 	case stBody:
 		cl.bodyError(408)
-	case stWait:
-		if cl.bqueued && cl.lb.Leave(cl) {
-			// queue_timeout: shed, quickly, with Retry-After.
-			cl.bqueued, cl.queued = false, false
-			w.inflight--
-			w.stats.shed++
-			cl.answer(cl.lb.ShedStatus())
-			return
-		}
-		c.Close()
 	default:
 		// Idle keep-alive, or a client that stopped reading its response.
 		c.Close()
@@ -649,9 +667,9 @@ func (w *worker) Closed(c *loop.Conn, err error) {
 			cl.uc = nil
 			w.inflight--
 		}
-		if cl.bqueued {
+		if cl.att.Waiting() {
 			cl.lb.Leave(cl)
-			cl.bqueued, cl.queued = false, false
+			cl.queued = false
 			w.inflight--
 			w.putClient(cl)
 			return

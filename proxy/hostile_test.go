@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -17,10 +18,37 @@ import (
 // requests until the client reads. Then every request is answered, in
 // order.
 func TestPipeliningFloodIsThrottled(t *testing.T) {
-	be := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Write(bytes.Repeat([]byte("x"), 16<<10))
+	// Two backends: net/http (chunked, written in pieces) and one that
+	// writes each whole response, head and 16 KiB body, in one write, so
+	// Apex reads complete responses and only the client's output bound
+	// can stop it.
+	t.Run("net/http", func(t *testing.T) {
+		be := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Write(bytes.Repeat([]byte("x"), 16<<10))
+		})
+		pipelineFlood(t, be.addr(), be.hits.Load)
 	})
-	_, addr := startProxy(t, "loops = 1\noutput_buffer = 65536", backendTOML(be.addr(), ""))
+	t.Run("one write", func(t *testing.T) {
+		resp := append([]byte("HTTP/1.1 200 OK\r\nContent-Length: 16384\r\n\r\n"), bytes.Repeat([]byte("x"), 16<<10)...)
+		var hits atomic.Int64
+		rb := startRaw(t, func(c net.Conn) {
+			br := bufio.NewReader(c)
+			for {
+				if _, err := readRequestHead(br); err != nil {
+					return
+				}
+				hits.Add(1)
+				if _, err := c.Write(resp); err != nil {
+					return
+				}
+			}
+		})
+		pipelineFlood(t, rb.addr(), hits.Load)
+	})
+}
+
+func pipelineFlood(t *testing.T, backendAddr string, backendHits func() int64) {
+	_, addr := startProxy(t, "loops = 1\noutput_buffer = 65536", backendTOML(backendAddr, ""))
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +71,7 @@ func TestPipeliningFloodIsThrottled(t *testing.T) {
 	prev := int64(-1)
 	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); {
 		time.Sleep(300 * time.Millisecond)
-		cur := be.hits.Load()
+		cur := backendHits()
 		if cur == prev {
 			stalled = cur
 			break

@@ -57,7 +57,7 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 	switch lb.Acquire(cl, cl.canReplay) {
 	case backend.Queued:
 		// Every server is at its limit: wait, at most queue_timeout.
-		cl.bqueued = true
+		cl.queueTimer = true
 		cl.c.SetTimeout(lb.QueueTimeout())
 	case backend.Shed:
 		cl.queued = false
@@ -81,17 +81,26 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 	return consumed
 }
 
+// restoreTimer sets the timer a request has once it stops waiting for a
+// server: the body timeout while a body is being read, none otherwise
+// (the upstream's timeouts govern).
+func (cl *client) restoreTimer() {
+	if cl.state == stBody {
+		cl.c.SetTimeout(cl.w.cfg.bodyTimeout)
+	} else {
+		cl.c.SetTimeout(0)
+	}
+}
+
 // Attempt implements backend.Client.
 func (cl *client) Attempt() *backend.Attempt { return &cl.att }
 
 // Assigned implements backend.Client.
 func (cl *client) Assigned(uc *backend.UpConn) {
 	cl.queued = false
-	if cl.bqueued {
-		cl.bqueued = false
-		if cl.state == stWait {
-			cl.c.SetTimeout(0) // upstream timeouts govern now
-		}
+	if cl.queueTimer {
+		cl.queueTimer = false
+		cl.restoreTimer()
 	}
 	cl.uc = uc
 	cl.rs.upSent = cl.w.loop.Now()
@@ -226,16 +235,19 @@ func (cl *client) ResponseEnd() {
 func (cl *client) ResponseError(status int) {
 	cl.uc = nil
 	cl.queued = false
-	cl.bqueued = false
 	if cl.lb.Retry(cl, cl.canReplay, cl.streaming) {
 		// Another try is under way: Assigned follows, or it waits.
 		cl.w.stats.retries++
 		cl.queued = true
 		if cl.att.Waiting() {
-			cl.bqueued = true
+			cl.queueTimer = true
 			cl.c.SetTimeout(cl.lb.QueueTimeout())
 		}
 		return
+	}
+	if cl.queueTimer {
+		cl.queueTimer = false
+		cl.restoreTimer()
 	}
 	cl.w.inflight--
 	cl.w.stats.upstreamErr(status)
