@@ -56,6 +56,21 @@ type Conn struct {
 // (queued or sent).
 func (c *Conn) Written() uint64 { return c.written }
 
+// Retract takes back the output handed to Write since Written() returned
+// mark, if none of it has reached the socket yet, and reports whether it
+// did. A proxy uses it to replace a response head it queued with an error
+// when the body right behind it turns out broken: the client then never
+// sees a byte of the bad response.
+func (c *Conn) Retract(mark uint64) bool {
+	pending := uint64(len(c.out) - c.outOff)
+	if c.fd < 0 || mark > c.written || c.written-mark > pending {
+		return false
+	}
+	c.out = c.out[:len(c.out)-int(c.written-mark)]
+	c.written = mark
+	return true
+}
+
 // Loop returns the loop that owns c.
 func (c *Conn) Loop() *Loop { return c.loop }
 

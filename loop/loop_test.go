@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // echo is a test handler: it writes back what it reads, honours the output
@@ -298,5 +300,38 @@ func BenchmarkPost(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		l.Post(task)
 		<-ch
+	}
+}
+
+func TestRetract(t *testing.T) {
+	l, err := newLoop(0, Config{OutputBound: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.closeFDs()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	c := &Conn{fd: fds[0], loop: l, slot: -1}
+	defer unix.Close(fds[0])
+	c.WriteString("keep ")
+	mark := c.Written()
+	c.WriteString("HTTP/1.1 200 OK\r\n")
+	if !c.Retract(mark) || c.Written() != mark {
+		t.Fatal("pending output not retracted")
+	}
+	c.WriteString("502")
+	c.Flush()
+	buf := make([]byte, 64)
+	n, _ := unix.Read(fds[1], buf)
+	if string(buf[:n]) != "keep 502" {
+		t.Fatalf("peer got %q", buf[:n])
+	}
+	// Once sent, bytes cannot be taken back.
+	mark = c.Written() - 3
+	if c.Retract(mark) {
+		t.Fatal("retracted bytes already sent")
 	}
 }

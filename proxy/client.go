@@ -65,6 +65,8 @@ type client struct {
 	// owner's result.
 	pendingStatus int
 
+	respMark uint64 // c.Written() before the response head (see retractResponse)
+
 	// request body framing
 	bodyKind h1parse.BodyKind
 	bodyLeft int64
@@ -475,12 +477,15 @@ func (cl *client) Deliver(ch *backend.Chunk) {
 			return
 		}
 		if abort {
-			// The response broke after bytes went out: send what we
-			// have, then close hard (no lingering half-close) so the
-			// client sees the response is incomplete.
-			c.Flush()
-			c.Close()
-			return
+			if !cl.retractResponse() {
+				// The response broke after bytes went out: send what
+				// we have, then close hard (no lingering half-close)
+				// so the client sees the response is incomplete.
+				c.Flush()
+				c.Close()
+				return
+			}
+			cl.writeError(502)
 		}
 		if cl.state == stDone {
 			return
@@ -498,6 +503,7 @@ func (cl *client) writeChunk(ch *backend.Chunk) {
 			cl.keepAlive = false
 		}
 		cl.rs.status, cl.rs.upHead = statusOf(ch.Head), cl.w.loop.Now()
+		cl.respMark = c.Written()
 		c.Write(ch.Head)
 		cl.writeConnection()
 		cl.headSent = true

@@ -203,6 +203,7 @@ func (cl *client) ResponseHead(head []byte, mustClose bool) {
 		cl.keepAlive = false
 	}
 	cl.rs.status, cl.rs.upHead = statusOf(head), cl.w.loop.Now()
+	cl.respMark = cl.c.Written()
 	cl.c.Write(head)
 	cl.writeConnection()
 	cl.headSent = true
@@ -258,9 +259,26 @@ func (cl *client) ResponseError(status int) {
 func (cl *client) ResponseAbort() {
 	cl.uc = nil
 	cl.w.inflight--
+	if cl.retractResponse() {
+		cl.answer(502)
+		return
+	}
 	cl.state = stDone
 	cl.c.Flush()
 	cl.c.Close()
+}
+
+// retractResponse takes back a response whose body broke before any byte
+// of it left Apex (its head and body arrived in one read, say): the client
+// then gets a 502 on a connection that stays usable, instead of a cut
+// response and a close.
+func (cl *client) retractResponse() bool {
+	if !cl.headSent || !cl.c.Retract(cl.respMark) {
+		return false
+	}
+	cl.headSent = false
+	cl.w.stats.upstreamErr(502)
+	return true
 }
 
 // UpstreamDrained implements backend.Client.
