@@ -73,7 +73,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&targets, "targets", strings.Join(allTargets, ","), "comma-separated targets: direct, apex, nginx, haproxy")
 	fs.StringVar(&conns, "conns", "16,64,256", "connection counts for the 14-byte body (/)")
 	fs.StringVar(&conns64k, "conns-64k", "64", "connection counts for the 64 KiB body (/64k); empty to skip")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured wrk run (whole seconds)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured wrk run (whole seconds); with -scenario soak, the length of the soak")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured wrk run before each point (0 to skip)")
 	fs.IntVar(&o.repeats, "repeats", 3, "measured runs per point (median and min–max reported)")
 	fs.StringVar(&o.layout, "layout", "pinned", "pinned: proxy alone on its own CPU with one worker, backend+wrk on the others; free: nothing pinned, default workers")
@@ -364,6 +364,9 @@ func run(ctx context.Context, o *options) int {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 2
+		}
+		if s.Run != nil {
+			return runReliability(ctx, o, s) // scenario_env.go
 		}
 		scen = &s
 	}

@@ -60,7 +60,7 @@ func TestScenarioRegistry(t *testing.T) {
 	if err != nil || len(s.Points(nil)) != 1 {
 		t.Fatalf("lookup: %v", err)
 	}
-	if _, err := lookupScenario("x"); err == nil || !strings.Contains(err.Error(), "known: test-only") {
+	if _, err := lookupScenario("x"); err == nil || !strings.Contains(err.Error(), "known: ") || !strings.Contains(err.Error(), "test-only") {
 		t.Fatalf("err = %v", err)
 	}
 	defer func() {

@@ -67,13 +67,20 @@ func parseStat(b []byte) (statFields, error) {
 // /proc/PID/status. ok is false when the line is absent (kernel threads,
 // zombies).
 func parseVmHWM(status []byte) (kib int64, ok bool) {
+	return parseStatusKiB(status, "VmHWM:")
+}
+
+// parseStatusKiB returns the size on the line starting with key ("VmRSS:",
+// "VmHWM:", ...) of /proc/PID/status, in KiB. ok is false when the line is
+// absent or malformed.
+func parseStatusKiB(status []byte, key string) (kib int64, ok bool) {
 	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "VmHWM:") {
+		if !strings.HasPrefix(line, key) {
 			continue
 		}
-		f := strings.Fields(strings.TrimPrefix(line, "VmHWM:"))
+		f := strings.Fields(strings.TrimPrefix(line, key))
 		if len(f) < 1 {
 			return 0, false
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -23,20 +24,33 @@ import (
 //
 // Selected with -scenario NAME; every other flag (targets, layout,
 // duration, repeats) still applies.
+//
+// A reliability scenario sets Run instead of Points: it drives its own
+// clients and backends against apex (slowloris, slow readers, a killed
+// backend, a soak, ...), checks its pass criteria and returns a report of
+// figures (see scenario_env.go and docs/RELIABILITY.md).
 type scenario struct {
 	Name        string
 	Description string
 	// Points returns the load points to run for every target. Each
-	// point's Path must be one the backend serves (see bodyPaths).
+	// point's Path must be one the backend serves (see bodyPaths). Nil
+	// when Run is set.
 	Points func(o *options) []point
+	// Run, when not nil, replaces the wrk matrix: it runs the scenario
+	// in env and fills env.rep. It returns an error only when the
+	// scenario could not be carried out (apex did not start, ...); a
+	// failed pass criterion is a figure with Pass false, which makes the
+	// bench exit 1. Run must return within a bounded time and stop
+	// everything it started.
+	Run func(ctx context.Context, env *scenarioEnv) error
 }
 
 // scenarios is the registry, filled by init functions in scenario_*.go.
 var scenarios = map[string]scenario{}
 
 func registerScenario(s scenario) {
-	if s.Name == "" || s.Points == nil {
-		panic("registerScenario: scenario needs a Name and Points")
+	if s.Name == "" || (s.Points == nil) == (s.Run == nil) {
+		panic("registerScenario: scenario needs a Name and exactly one of Points and Run")
 	}
 	if _, dup := scenarios[s.Name]; dup {
 		panic("registerScenario: duplicate scenario " + s.Name)
