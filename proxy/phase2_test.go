@@ -447,12 +447,9 @@ func TestWeightedRoundRobin(t *testing.T) {
 // server; removing one of five servers (a reload) moves only the keys it
 // had.
 func TestConsistentHash(t *testing.T) {
-	var servers []*server
 	var addrs []string
 	for i := 0; i < 5; i++ {
-		s := startServer(t, fmt.Sprint(i))
-		servers = append(servers, s)
-		addrs = append(addrs, s.addr())
+		addrs = append(addrs, startServer(t, fmt.Sprint(i)).addr())
 	}
 	extra := "balance = \"hash\"\nhash_key = \"header:X-User\"\n"
 	s, addr := phase2Proxy(t, addrs, extra, "", nil)
