@@ -14,7 +14,7 @@ type bufPool struct {
 }
 
 const (
-	minBufShift  = 12 // 4 KiB
+	minBufShift  = 9  // 512 B: a partial head or a small response holds no more
 	maxBufShift  = 24 // 16 MiB
 	maxFreeBytes = 4 << 20
 )

@@ -174,6 +174,9 @@ func (cl *client) startRequest(head, rest []byte) int {
 		return len(rest)
 	}
 	cl.bodyKind, cl.bodyLeft = r.Body()
+	if cl.bodyKind == h1parse.BodyChunked {
+		w.chunkedDecoder(cl.rs)
+	}
 	if w.cfg.maxBody > 0 && cl.bodyKind == h1parse.BodyLength && cl.bodyLeft > w.cfg.maxBody {
 		w.stats.refused(413)
 		cl.refuse(413)
@@ -232,7 +235,9 @@ func (cl *client) startRequest(head, rest []byte) int {
 	}
 	cl.state = stBody
 	cl.bodySeen = 0
-	cl.rs.dec.Reset()
+	if cl.rs.dec != nil {
+		cl.rs.dec.Reset() // inlineBody may have used it on a partial body
+	}
 	if r.Expect100 {
 		// Apex asks for the body itself (as nginx does) and does not
 		// forward Expect: the client gets its 100 now.
@@ -272,7 +277,7 @@ func (cl *client) inlineBody(head, rest []byte) ([]byte, int, bool, error) {
 		// A small chunked body that is all here is validated before
 		// anything goes upstream: bad framing is refused with nothing
 		// forwarded, as for a bad head.
-		dec := &cl.rs.dec
+		dec := cl.rs.dec
 		dec.Reset()
 		mark := len(head)
 		used := 0

@@ -32,7 +32,9 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 	}
 	if cl.streaming {
 		cl.bodySeen = 0
-		cl.rs.dec.Reset()
+		if cl.rs.dec != nil {
+			cl.rs.dec.Reset() // inlineBody may have used it on a partial body
+		}
 	}
 	if cl.streaming {
 		cl.state = stBody

@@ -39,8 +39,9 @@ type worker struct {
 	inflight int
 	rr       int
 	free     []*client
-	reqFree  []*reqState // request states not in use
-	scratch  []byte      // chunk framing being written
+	reqFree  []*reqState               // request states not in use
+	decFree  []*h1parse.ChunkedDecoder // chunked decoders not in use (at most 64)
+	scratch  []byte                    // chunk framing being written
 	stats    workerStats
 }
 
@@ -122,7 +123,10 @@ func (w *worker) putClient(cl *client) {
 // then by the worker's free list.
 type reqState struct {
 	req h1parse.Request
-	dec h1parse.ChunkedDecoder // 8 KiB of trailer space: not for idle connections
+	// dec decodes a chunked request body. Taken from the worker only for
+	// such bodies: its 8 KiB of trailer space would otherwise be held by
+	// every connection with a head in progress (slowloris).
+	dec *h1parse.ChunkedDecoder
 
 	// What the metrics and the access log need once the request is over
 	// (the parsed head's slices are gone by then).
@@ -159,6 +163,12 @@ func (w *worker) putReqState(cl *client) {
 	}
 	cl.rs = nil
 	rs.begun, rs.stat, rs.upSent, rs.upHead, rs.status = false, 0, 0, 0, 0
+	if rs.dec != nil {
+		if len(w.decFree) < 64 {
+			w.decFree = append(w.decFree, rs.dec)
+		}
+		rs.dec = nil
+	}
 	if len(w.reqFree) < 256 {
 		w.reqFree = append(w.reqFree, rs)
 	}
@@ -228,4 +238,19 @@ func statusOf(head []byte) int {
 		return 0
 	}
 	return int(head[9]-'0')*100 + int(head[10]-'0')*10 + int(head[11]-'0')
+}
+
+// chunkedDecoder gives rs a reset chunked decoder, from the free list when
+// one is there.
+func (w *worker) chunkedDecoder(rs *reqState) {
+	if rs.dec == nil {
+		if n := len(w.decFree); n > 0 {
+			rs.dec = w.decFree[n-1]
+			w.decFree[n-1] = nil
+			w.decFree = w.decFree[:n-1]
+		} else {
+			rs.dec = new(h1parse.ChunkedDecoder)
+		}
+	}
+	rs.dec.Reset()
 }
