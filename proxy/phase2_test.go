@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/apex-epoll/apex/config"
+	"github.com/apex-epoll/apex/health"
 )
 
 // Phase 2 (balancing, health, circuit breaker, adaptive limits, retries)
@@ -369,7 +370,7 @@ func (l *logBuf) transitions() []string {
 func TestCircuitBreakerTransitions(t *testing.T) {
 	a, b := startServer(t, "A"), startServer(t, "B")
 	var logs logBuf
-	_, addr := phase2Proxy(t, []string{a.addr(), b.addr()}, "balance = \"round_robin\"\nconns = 2\n",
+	s, addr := phase2Proxy(t, []string{a.addr(), b.addr()}, "balance = \"round_robin\"\nconns = 2\n",
 		"[backend.circuit]\nconsecutive_failures = 3\nmin_requests = 1000\ncool_down = \"300ms\"\nhalf_open_trials = 2\n\n[backend.retry]\nattempts = 1\n", &logs)
 	g := newGetter(t, addr)
 	get := func() (int, string) {
@@ -392,6 +393,22 @@ func TestCircuitBreakerTransitions(t *testing.T) {
 	}
 	if a.hits.Load() != hits {
 		t.Fatal("a request reached the server while its circuit was open")
+	}
+	// The metrics say so too.
+	circuitOf := func(srv *server) (int, bool) {
+		for _, sv := range s.Snapshot().Backends[0].Servers {
+			if sv.Addr == srv.addr() {
+				return sv.Circuit, sv.Up
+			}
+		}
+		t.Fatal("server not in the snapshot")
+		return 0, false
+	}
+	if st, up := circuitOf(a); st != int(health.Open) || !up {
+		t.Fatalf("metrics: circuit state %d (want open), up %v (a 500 is an answer: still up)", st, up)
+	}
+	if st, _ := circuitOf(b); st != int(health.Closed) {
+		t.Fatalf("metrics: the healthy server's circuit is %d", st)
 	}
 	// Half-open with the server still failing: one trial, open again.
 	time.Sleep(350 * time.Millisecond)
