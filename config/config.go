@@ -445,10 +445,9 @@ const (
 // that default, as Parse does after decoding. It is exported for Configs
 // built in Go code (tests, embedding programs); it does not validate.
 //
-// Two settings have a default that is not their zero value, the boolean
-// Limits.Adaptive (default true) and Retry.Budget (default 0.2, where 0
-// is valid): ApplyDefaults sets them only when the whole Limits or Retry
-// is zero, that is, when the Go code did not set that section at all.
+// Retry.Budget has a default that is not its zero value (0.2, where 0 is
+// valid): ApplyDefaults sets it only when the whole Retry is zero, that
+// is, when the Go code did not set that section at all.
 func (c *Config) ApplyDefaults() {
 	s := &c.Server
 	if len(s.Listen) == 0 {

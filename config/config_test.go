@@ -793,7 +793,7 @@ var (
 		HalfOpenTrials:      3,
 	}
 	wantLimits = Limits{
-		Adaptive:     true,
+		Adaptive:     false,
 		MinLimit:     4,
 		MaxLimit:     1000,
 		Queue:        256,

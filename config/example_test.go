@@ -108,7 +108,7 @@ func TestMinimalDefaults(t *testing.T) {
 				HalfOpenTrials:      3,
 			},
 			Limits: config.Limits{
-				Adaptive:     true,
+				Adaptive:     false,
 				MinLimit:     4,
 				MaxLimit:     1000,
 				Queue:        256,

@@ -112,15 +112,15 @@ type Circuit struct {
 // front of the connections; Limits.Queue is the admission queue in front
 // of the per-server limits, before a request is given to any connection.
 //
-// The zero Limits, as a whole, means the defaults (adaptive included):
-// see ApplyDefaults. A Limits with any field set keeps Adaptive as it is.
+// The zero Limits, as a whole, means the defaults: see ApplyDefaults.
 type Limits struct {
 	// Adaptive makes each server's concurrency limit follow the server's
 	// latency, between MinLimit and MaxLimit: it grows while latency stays
 	// near the server's no-load latency and shrinks when requests start
 	// to queue inside the server. TOML "adaptive". With false, the limit
-	// is fixed at MaxLimit. Default true. Zero (false) means a fixed
-	// limit, except in a zero Limits (see the type).
+	// is fixed at MaxLimit. Default false, like Envoy's adaptive
+	// concurrency filter: opt in for backends that degrade when
+	// overloaded (docs/adr/0003 has the measurement behind the default).
 	Adaptive bool `toml:"adaptive"`
 
 	// MinLimit is the floor of the adaptive limit, TOML "min_limit",
@@ -312,7 +312,7 @@ const (
 	defaultCoolDown            = Duration(5 * time.Second)
 	defaultHalfOpenTrials      = 3
 
-	defaultAdaptive     = true
+	defaultAdaptive     = false
 	defaultMinLimit     = 4
 	defaultMaxLimit     = 1000
 	defaultLimitsQueue  = 256

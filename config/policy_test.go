@@ -82,10 +82,11 @@ func TestPolicyKeys(t *testing.T) {
 			`min_requests = 1_000_000`, `cool_down = "1h"`, `half_open_trials = 1000`}, func(b *Backend) {
 			b.Circuit = Circuit{1, 1, ms(100), 1000000, Duration(time.Hour), 1000}
 		}},
+		{"adaptive limit", []string{`[backend.limits]`, `adaptive = true`}, func(b *Backend) { b.Limits.Adaptive = true }},
 		{"fixed limit", []string{`[backend.limits]`, `adaptive = false`}, func(b *Backend) { b.Limits.Adaptive = false }},
 		{"limits", []string{`[backend.limits]`, `min_limit = 100000`, `max_limit = 100000`, `queue = 65536`,
 			`queue_timeout = "5s"`, `shed_status = 429`}, func(b *Backend) {
-			b.Limits = Limits{true, 100000, 100000, 65536, Duration(5 * time.Second), 429}
+			b.Limits = Limits{false, 100000, 100000, 65536, Duration(5 * time.Second), 429}
 		}},
 		{"shed_status 503 written", []string{`limits = { shed_status = 503 }`}, func(b *Backend) {}},
 		{"both queues", []string{`queue = 8`, `limits.queue = 16`}, func(b *Backend) { b.Queue, b.Limits.Queue = 8, 16 }},
@@ -521,7 +522,7 @@ func TestApplyDefaultsPolicy(t *testing.T) {
 			Backend{Limits: Limits{Adaptive: false, MinLimit: 4, MaxLimit: 10, Queue: 256, QueueTimeout: ms(100), ShedStatus: 503}}},
 		{"adaptive alone",
 			Backend{Limits: Limits{Adaptive: true}},
-			Backend{Limits: wantLimits}},
+			Backend{Limits: Limits{Adaptive: true, MinLimit: 4, MaxLimit: 1000, Queue: 256, QueueTimeout: ms(100), ShedStatus: 503}}},
 		{"a Retry with attempts set keeps a zero budget",
 			Backend{Retry: Retry{Attempts: 3}},
 			Backend{Retry: Retry{Attempts: 3, Budget: 0}}},
@@ -593,7 +594,7 @@ func TestTOMLWritesPolicy(t *testing.T) {
 		"balance = 'p2c'",
 		"[backend.health]\ninterval = '1s'\ntimeout = '500ms'\nrise = 2\nfall = 3\n",
 		"[backend.circuit]\nconsecutive_failures = 5\nfailure_ratio = 0.5\n",
-		"[backend.limits]\nadaptive = true\nmin_limit = 4\nmax_limit = 1000\nqueue = 256\nqueue_timeout = '100ms'\nshed_status = 503\n",
+		"[backend.limits]\nadaptive = false\nmin_limit = 4\nmax_limit = 1000\nqueue = 256\nqueue_timeout = '100ms'\nshed_status = 503\n",
 		"[backend.retry]\nattempts = 2\nbudget = 0.2\n",
 	} {
 		if !strings.Contains(string(text), want) {

@@ -219,7 +219,7 @@ func TestSlowServerLimitFalls(t *testing.T) {
 	slow.delay.Store(int64(time.Millisecond))
 	fast.delay.Store(int64(time.Millisecond))
 	s, addr := phase2Proxy(t, []string{slow.addr(), fast.addr()}, "conns = 16\nbalance = \"round_robin\"\n",
-		"[backend.limits]\nmin_limit = 2\nmax_limit = 64\nqueue = 256\nqueue_timeout = \"2s\"\n", nil)
+		"[backend.limits]\nadaptive = true\nmin_limit = 2\nmax_limit = 64\nqueue = 256\nqueue_timeout = \"2s\"\n", nil)
 	limitOf := func(srv *server) float64 {
 		snap := s.Snapshot()
 		for _, sv := range snap.Backends[0].Servers {

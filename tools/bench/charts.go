@@ -21,11 +21,18 @@ import (
 //                 with min–max whiskers over the repeats;
 //   cpu.*         proxy CPU µs per request by point (x) and proxy (bars).
 
-// targetColor keeps a target's colour the same in every chart.
+// targetColor keeps a target's colour the same in every chart: the soft
+// palette for the four targets, the dark one for apex variants in
+// registration order.
 func targetColor(name string) color.Color {
 	for i, t := range allTargets {
 		if t == name {
 			return plotutil.Color(i)
+		}
+	}
+	for i, t := range variantOrder {
+		if t == name {
+			return plotutil.DarkColors[i%len(plotutil.DarkColors)]
 		}
 	}
 	return color.Gray{Y: 128}
@@ -155,15 +162,15 @@ func savePlot(p *plot.Plot, dir, base string) error {
 	return nil
 }
 
-// chartTargets returns the targets present in results, in allTargets order
-// then any others.
+// chartTargets returns the targets present in results, in knownTargets
+// order then any others.
 func chartTargets(results []pointResult) []string {
 	seen := map[string]bool{}
 	for _, r := range results {
 		seen[r.Target] = true
 	}
 	var out []string
-	for _, t := range allTargets {
+	for _, t := range knownTargets() {
 		if seen[t] {
 			out = append(out, t)
 			delete(seen, t)

@@ -29,11 +29,13 @@ type options struct {
 	out          string
 	quick        bool
 	targets      []string
+	targetsSet   bool // -targets was given (a scenario's Targets do not replace it)
 	conns        []int
 	conns64k     []int
 	duration     time.Duration
 	warmup       time.Duration
 	repeats      int
+	interleave   bool
 	layout       string
 	scenario     string
 	apexConns    int
@@ -70,12 +72,13 @@ func parseFlags(args []string) (*options, error) {
 	var targets, conns, conns64k string
 	fs.StringVar(&o.out, "out", "bench-out", "output directory for results.json, results.md, charts, logs, profiles")
 	fs.BoolVar(&o.quick, "quick", false, "one short point per target (small body, 64 conns, 5s, 1 repeat); explicit flags still win")
-	fs.StringVar(&targets, "targets", strings.Join(allTargets, ","), "comma-separated targets: direct, apex, nginx, haproxy")
+	fs.StringVar(&targets, "targets", strings.Join(allTargets, ","), "comma-separated targets: direct, apex, nginx, haproxy, or an apex variant ("+strings.Join(variantOrder, ", ")+"); a scenario may choose its own")
 	fs.StringVar(&conns, "conns", "16,64,256", "connection counts for the 14-byte body (/)")
 	fs.StringVar(&conns64k, "conns-64k", "64", "connection counts for the 64 KiB body (/64k); empty to skip")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured wrk run (whole seconds); with -scenario soak, the length of the soak")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured wrk run before each point (0 to skip)")
 	fs.IntVar(&o.repeats, "repeats", 3, "measured runs per point (median and min–max reported)")
+	fs.BoolVar(&o.interleave, "interleave", false, "start every target at once and take the repeats of each point target by target in turn (rep 1 of each, then rep 2, ...), so that slow drifts of a shared machine hit every target alike")
 	fs.StringVar(&o.layout, "layout", "pinned", "pinned: proxy alone on its own CPU with one worker, backend+wrk on the others; free: nothing pinned, default workers")
 	fs.StringVar(&o.scenario, "scenario", "", "run a registered scenario instead of the default matrix")
 	fs.IntVar(&o.apexConns, "apex-conns", 64, "apex upstream connections per backend server ([[backend]] conns)")
@@ -149,6 +152,7 @@ func parseFlags(args []string) (*options, error) {
 			o.quietTimeout = 10 * time.Second
 		}
 	}
+	o.targetsSet = set["targets"]
 	var err error
 	if o.targets, err = parseTargets(targets); err != nil {
 		return nil, err
@@ -192,11 +196,11 @@ func parseTargets(s string) ([]string, error) {
 			continue
 		}
 		ok := false
-		for _, k := range allTargets {
+		for _, k := range knownTargets() {
 			ok = ok || k == t
 		}
 		if !ok {
-			return nil, fmt.Errorf("unknown target %q (known: %s)", t, strings.Join(allTargets, ", "))
+			return nil, fmt.Errorf("unknown target %q (known: %s)", t, strings.Join(knownTargets(), ", "))
 		}
 		seen[t] = true
 		out = append(out, t)
@@ -354,7 +358,12 @@ type bench struct {
 	logs    string
 	backend *proc
 	bAddr   string
-	rep     *report
+	// extra are the evio backends beyond the first (apex variants with
+	// Servers > 1), extraAddrs their addresses; empty otherwise.
+	extra      []*proc
+	extraAddrs []string
+	rep        *report
+	labelWidth int // longest target name, for aligned progress lines
 }
 
 func run(ctx context.Context, o *options) int {
@@ -369,6 +378,14 @@ func run(ctx context.Context, o *options) int {
 			return runReliability(ctx, o, s) // scenario_env.go
 		}
 		scen = &s
+		if len(s.Targets) > 0 && !o.targetsSet {
+			t, err := parseTargets(strings.Join(s.Targets, ","))
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench: scenario %s: %v\n", s.Name, err)
+				return 2
+			}
+			o.targets = t
+		}
 	}
 	if _, err := exec.LookPath("wrk"); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: wrk is not installed; run tools/bench/setup.sh (apt-get install wrk)")
@@ -408,14 +425,23 @@ func run(ctx context.Context, o *options) int {
 		}
 	}()
 
-	if err := b.startBackend(); err != nil {
+	servers := backendServers(o.targets)
+	if o.profile {
+		servers = backendServers([]string{o.profileTarget})
+	}
+	defer func() {
+		for i, p := range append([]*proc{b.backend}, b.extra...) {
+			if p == nil {
+				continue
+			}
+			p.stop(2 * time.Second)
+			copyFile(p.log, filepath.Join(b.logs, backendLogName(i)))
+		}
+	}()
+	if err := b.startBackends(servers); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	defer func() {
-		b.backend.stop(2 * time.Second)
-		copyFile(b.backend.log, filepath.Join(b.logs, "backend.log"))
-	}()
 
 	if o.profile {
 		if err := b.runProfile(ctx); err != nil {
@@ -449,8 +475,8 @@ func run(ctx context.Context, o *options) int {
 			Layout: lay.name, ProxyCPUs: lay.proxyCPUs, LoadCPUs: lay.loadCPUs,
 			Targets: o.targets, DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(),
 			Repeats: o.repeats, WrkThreads: o.wrkThreads, ApexConns: o.apexConns, ApexOwner: o.apexOwner, NginxKA: o.nginxKA,
-			BackendLoop: lay.backendLoops, MaxLoad: o.maxLoad, MaxBusyPct: o.maxBusy,
-			Quick: o.quick, Scenario: scenName,
+			BackendLoop: lay.backendLoops, BackendServers: 1 + len(b.extra), MaxLoad: o.maxLoad, MaxBusyPct: o.maxBusy,
+			Quick: o.quick, Scenario: scenName, Interleaved: o.interleave, Variants: describeVariants(o.targets),
 		},
 		Notes:   []string{},
 		Results: []pointResult{},
@@ -472,31 +498,40 @@ func run(ctx context.Context, o *options) int {
 	return code
 }
 
-func (b *bench) startBackend() error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	b.bAddr = fmt.Sprintf("127.0.0.1:%d", port)
+// startBackends starts n evio backends (the first is the one every target
+// uses; the others serve apex variants with Servers > 1), each in its own
+// process on its own free port, placed on the load CPUs in the pinned
+// layout.
+func (b *bench) startBackends(n int) error {
 	exe, err := os.Executable()
 	if err != nil {
-		return err
-	}
-	logPath := filepath.Join(b.tmp, "backend.log")
-	p, err := startProc("backend", b.lay.loadCPUs, logPath, "", nil,
-		exe, "-serve-backend", b.bAddr, "-backend-loops", strconv.Itoa(b.lay.backendLoops))
-	if err != nil {
-		return err
-	}
-	b.backend = p
-	if err := waitListening(b.bAddr, p, 10*time.Second); err != nil {
 		return err
 	}
 	where := "not pinned"
 	if b.lay.loadCPUs != "" {
 		where = "CPU " + b.lay.loadCPUs
 	}
-	logf("backend: evio on %s, %d loop(s), %s (pid %d)", b.bAddr, b.lay.backendLoops, where, p.pid())
+	for i := 0; i < n; i++ {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		p, err := startProc("backend", b.lay.loadCPUs, filepath.Join(b.tmp, backendLogName(i)), "", nil,
+			exe, "-serve-backend", addr, "-backend-loops", strconv.Itoa(b.lay.backendLoops))
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			b.backend, b.bAddr = p, addr
+		} else {
+			b.extra, b.extraAddrs = append(b.extra, p), append(b.extraAddrs, addr)
+		}
+		if err := waitListening(addr, p, 10*time.Second); err != nil {
+			return err
+		}
+		logf("backend %d: evio on %s, %d loop(s), %s (pid %d)", i+1, addr, b.lay.backendLoops, where, p.pid())
+	}
 	if b.lay.name == "pinned" {
 		logf("layout pinned: proxy on CPU %s (one worker), backend + wrk on CPU %s", b.lay.proxyCPUs, b.lay.loadCPUs)
 	} else {
@@ -505,12 +540,31 @@ func (b *bench) startBackend() error {
 	return nil
 }
 
+// backendLogName is the log file of the i-th backend (0-based):
+// backend.log, backend-2.log, ...
+func backendLogName(i int) string {
+	if i == 0 {
+		return "backend.log"
+	}
+	return fmt.Sprintf("backend-%d.log", i+1)
+}
+
+// backendGroups are the process groups of every evio backend, first one
+// first.
+func (b *bench) backendGroups() []int {
+	g := []int{b.backend.pgid}
+	for _, p := range b.extra {
+		g = append(g, p.pgid)
+	}
+	return g
+}
+
 // env returns what targets need to start.
 func (b *bench) env() targetEnv {
 	return targetEnv{
-		tmp: b.tmp, backendAddr: b.bAddr, pinned: b.lay.name == "pinned",
+		tmp: b.tmp, backendAddr: b.bAddr, extraBackends: b.extraAddrs, pinned: b.lay.name == "pinned",
 		proxyCPUs: b.lay.proxyCPUs, apexBin: b.o.apexBin, apexConns: b.o.apexConns, apexOwner: b.o.apexOwner, apexExtra: strings.ReplaceAll(b.o.apexExtra, `\n`, "\n"),
-		upstreamKA: b.o.nginxKA, startWait: 15 * time.Second,
+		apexAdmin: b.o.profile, upstreamKA: b.o.nginxKA, startWait: 15 * time.Second,
 	}
 }
 
@@ -571,7 +625,9 @@ func (b *bench) note(format string, args ...any) {
 	b.rep.Notes = append(b.rep.Notes, msg)
 }
 
-// runMatrix runs every point for every target and fills b.rep.Results.
+// runMatrix runs every point for every target and fills b.rep.Results:
+// target after target, or, with -interleave, every target at once with
+// the repeats taken in turn (interleave.go).
 func (b *bench) runMatrix(ctx context.Context, pts []point, scen string) int {
 	o := b.o
 	var runnable []string
@@ -580,27 +636,44 @@ func (b *bench) runMatrix(ctx context.Context, pts []point, scen string) int {
 			b.note("%s", note)
 			continue
 		}
-		if name == tApex {
+		if isApex(name) {
 			if err := b.prepareApex(ctx); err != nil {
-				b.note("apex skipped: %s", firstLine(err.Error()))
+				b.note("%s skipped: %s", name, firstLine(err.Error()))
 				logf("%v", err)
 				continue
 			}
 		}
 		runnable = append(runnable, name)
+		b.labelWidth = max(b.labelWidth, len(name))
+	}
+	// The bench's own goroutines (the /metrics scraper, the quiet check)
+	// stay off the proxy's CPU, like wrk. After prepareApex: go build
+	// would inherit the pin.
+	if b.lay.loadCPUs != "" {
+		if err := pinSelf(b.lay.loadCPUs); err != nil {
+			logf("warning: could not pin the bench to CPU %s: %v", b.lay.loadCPUs, err)
+		}
 	}
 	pr := &progress{
 		total:     len(runnable) * len(pts) * o.repeats,
 		estPerRun: o.duration + o.warmup/time.Duration(o.repeats) + 4*time.Second,
 	}
-	logf("plan: %d target(s) × %d point(s) × %d repeat(s) of %v = %d runs, about %v",
-		len(runnable), len(pts), o.repeats, o.duration, pr.total, pr.eta())
+	order := "target after target"
+	if o.interleave {
+		order = "interleaved"
+	}
+	logf("plan: %d target(s) × %d point(s) × %d repeat(s) of %v = %d runs, %s, about %v",
+		len(runnable), len(pts), o.repeats, o.duration, pr.total, order, pr.eta())
 	pr.first = time.Now()
-	for _, name := range runnable {
-		if ctx.Err() != nil {
-			break
+	if o.interleave {
+		b.runInterleaved(ctx, runnable, pts, scen, pr)
+	} else {
+		for _, name := range runnable {
+			if ctx.Err() != nil {
+				break
+			}
+			b.runTarget(ctx, name, pts, scen, pr)
 		}
-		b.runTarget(ctx, name, pts, scen, pr)
 	}
 	if len(b.rep.Results) == 0 {
 		logf("no target was benchmarked")
@@ -609,65 +682,117 @@ func (b *bench) runMatrix(ctx context.Context, pts []point, scen string) int {
 	return 0
 }
 
-func (b *bench) runTarget(ctx context.Context, name string, pts []point, scen string, pr *progress) {
-	o := b.o
-	skip := func() { pr.total -= len(pts) * o.repeats }
+// startVerified starts a target and checks every body of the points
+// through it. On failure it notes why and returns nil; the caller owns a
+// returned target (stop and saveArtifacts).
+func (b *bench) startVerified(ctx context.Context, name string, pts []point) *target {
 	t, err := startTarget(name, b.env())
 	if err != nil {
 		b.note("%s did not start: %s", name, firstLine(err.Error()))
 		logf("%v", err)
-		skip()
+		return nil
+	}
+	pid := "no proxy process"
+	if t.proc != nil {
+		pid = fmt.Sprintf("pid %d", t.proc.pid())
+	}
+	admin := ""
+	if t.adminAddr != "" {
+		admin = ", admin " + t.adminAddr
+		if t.scrape > 0 {
+			admin += fmt.Sprintf(", /metrics scraped every %v during measured runs", t.scrape)
+		}
+	}
+	logf("target %s: listening on %s (%s%s)", name, t.addr, pid, admin)
+	if err := verifyTarget(ctx, t, pts); err != nil {
+		b.note("%s is broken, not benchmarked: %v", name, err)
+		t.stop()
+		b.saveArtifacts(t)
+		return nil
+	}
+	logf("target %s: bodies verified (status 200, right length)", name)
+	return t
+}
+
+func (b *bench) label(t *target, pt point) string {
+	return fmt.Sprintf("%-*s %s c=%d", b.labelWidth, t.name, pt.Body, pt.Conns)
+}
+
+// warmUp is the unmeasured run before a target's point (-warmup).
+func (b *bench) warmUp(ctx context.Context, t *target, pt point) {
+	o := b.o
+	if o.warmup <= 0 {
+		return
+	}
+	_, err := runWrk(ctx, b.lay.loadCPUs, filepath.Join(b.logs, "wrk", fmt.Sprintf("%s-%s-c%d-warmup.txt", t.name, slug(pt.Body), pt.Conns)),
+		wrkArgs(o.wrkThreads, pt.Conns, o.warmup, t.url(pt.Path), b.script(pt)), o.warmup)
+	if err != nil && ctx.Err() == nil {
+		logf("%s warm-up: %v", b.label(t, pt), firstLine(err.Error()))
+	}
+}
+
+// measureLogged is one measured repeat with its progress line. ok is false
+// when the run was interrupted (nothing to keep).
+func (b *bench) measureLogged(ctx context.Context, t *target, pt point, rep int, pr *progress) (r runResult, ok bool) {
+	tag := fmt.Sprintf("[%d/%d] %s rep %d/%d", pr.done+1, pr.total, b.label(t, pt), rep, b.o.repeats)
+	r = b.measure(ctx, t, pt, rep, tag)
+	if ctx.Err() != nil {
+		return r, false
+	}
+	pr.done++
+	if r.Failed != "" {
+		logf("%s FAILED: %s  (ETA %v)", tag, firstLine(r.Failed), pr.eta())
+		return r, true
+	}
+	extra := ""
+	if len(r.BackendCPUShare) > 1 {
+		parts := make([]string, len(r.BackendCPUShare))
+		for i, f := range r.BackendCPUShare {
+			parts[i] = fmt.Sprintf("%.0f", 100*f)
+		}
+		extra += "  backends " + strings.Join(parts, "/") + " %"
+	}
+	if r.MetricsScrapes > 0 || r.MetricsScrapeErrors > 0 {
+		extra += fmt.Sprintf("  %d scrapes", r.MetricsScrapes)
+	}
+	if r.MetricsScrapeErrors > 0 {
+		extra += fmt.Sprintf("  ⚠ %d failed scrapes", r.MetricsScrapeErrors)
+	}
+	if r.Errors > 0 {
+		extra += fmt.Sprintf("  ⚠ %d errors", r.Errors)
+	}
+	logf("%s  %s req/s  p50 %sms p99 %sms  cpu %s µs/req  rss %s MiB%s  (ETA %v)",
+		tag, fmtRPS(r.RPS), fmtMs(r.P50Ms), fmtMs(r.P99Ms), fmtCPU(r.CPUUsPerReq), fmtRSS(r.RSSKiB), extra, pr.eta())
+	return r, true
+}
+
+// runTarget runs every point of one target, then stops it.
+func (b *bench) runTarget(ctx context.Context, name string, pts []point, scen string, pr *progress) {
+	o := b.o
+	t := b.startVerified(ctx, name, pts)
+	if t == nil {
+		pr.total -= len(pts) * o.repeats
 		return
 	}
 	defer func() {
 		t.stop()
 		b.saveArtifacts(t)
 	}()
-	pid := "no proxy process"
-	if t.proc != nil {
-		pid = fmt.Sprintf("pid %d", t.proc.pid())
-	}
-	logf("target %s: listening on %s (%s)", name, t.addr, pid)
-	if err := verifyTarget(ctx, t, pts); err != nil {
-		b.note("%s is broken, not benchmarked: %v", name, err)
-		skip()
-		return
-	}
-	logf("target %s: bodies verified (status 200, right length)", name)
 	for _, pt := range pts {
 		if ctx.Err() != nil {
 			return
 		}
-		label := fmt.Sprintf("%-7s %s c=%d", name, pt.Body, pt.Conns)
-		if o.warmup > 0 {
-			_, err := runWrk(ctx, b.lay.loadCPUs, filepath.Join(b.logs, "wrk", fmt.Sprintf("%s-%s-c%d-warmup.txt", name, slug(pt.Body), pt.Conns)),
-				wrkArgs(o.wrkThreads, pt.Conns, o.warmup, t.url(pt.Path), b.script(pt)), o.warmup)
-			if err != nil && ctx.Err() == nil {
-				logf("%s warm-up: %v", label, firstLine(err.Error()))
-			}
-		}
+		b.warmUp(ctx, t, pt)
 		var runs []runResult
 		for rep := 1; rep <= o.repeats; rep++ {
 			if ctx.Err() != nil {
 				break
 			}
-			tag := fmt.Sprintf("[%d/%d] %s rep %d/%d", pr.done+1, pr.total, label, rep, o.repeats)
-			r := b.measure(ctx, t, pt, rep, tag)
-			if ctx.Err() != nil {
+			r, ok := b.measureLogged(ctx, t, pt, rep, pr)
+			if !ok {
 				break
 			}
 			runs = append(runs, r)
-			pr.done++
-			if r.Failed != "" {
-				logf("%s FAILED: %s  (ETA %v)", tag, firstLine(r.Failed), pr.eta())
-				continue
-			}
-			flag := ""
-			if r.Errors > 0 {
-				flag = fmt.Sprintf("  ⚠ %d errors", r.Errors)
-			}
-			logf("%s  %s req/s  p50 %sms p99 %sms  cpu %s µs/req  rss %s MiB%s  (ETA %v)",
-				tag, fmtRPS(r.RPS), fmtMs(r.P50Ms), fmtMs(r.P99Ms), fmtCPU(r.CPUUsPerReq), fmtRSS(r.RSSKiB), flag, pr.eta())
 			if t.proc != nil && t.proc.exited() {
 				break
 			}
@@ -728,8 +853,9 @@ func (b *bench) waitQuiet(ctx context.Context, tag string) (quietness, bool) {
 	}
 }
 
-// measure does one repeat: quiet wait, proxy and backend CPU before, wrk,
-// CPU and peak RSS after.
+// measure does one repeat: quiet wait, proxy and backend CPU before, wrk
+// (with the /metrics scraper beside it for a target that scrapes), CPU and
+// peak RSS after.
 func (b *bench) measure(ctx context.Context, t *target, pt point, rep int, tag string) runResult {
 	o := b.o
 	r := runResult{Rep: rep}
@@ -739,7 +865,7 @@ func (b *bench) measure(ctx context.Context, t *target, pt point, rep int, tag s
 		r.Failed = "interrupted"
 		return r
 	}
-	var before, bBefore groupUsage
+	var before groupUsage
 	var err error
 	t0 := time.Now()
 	if t.proc != nil {
@@ -749,9 +875,26 @@ func (b *bench) measure(ctx context.Context, t *target, pt point, rep int, tag s
 			return r
 		}
 	}
-	bBefore, bErr := sampleGroup(b.backend.pgid)
+	bBefore, bErr := b.sampleBackends()
+	var scraped chan scrapeStats
+	stopScrape := func() {}
+	if t.scrape > 0 && t.adminAddr != "" {
+		sctx, cancel := context.WithCancel(ctx)
+		scraped, stopScrape = make(chan scrapeStats, 1), cancel
+		go func() { scraped <- scrapeMetrics(sctx, "http://"+t.adminAddr+"/metrics", t.scrape) }()
+	}
 	logPath := filepath.Join(b.logs, "wrk", fmt.Sprintf("%s-%s-c%d-r%d.txt", t.name, slug(pt.Body), pt.Conns, rep))
 	w, err := runWrk(ctx, b.lay.loadCPUs, logPath, wrkArgs(o.wrkThreads, pt.Conns, o.duration, t.url(pt.Path), b.script(pt)), o.duration)
+	stopScrape()
+	if scraped != nil {
+		// within the accounting window: an in-flight scrape's cost on
+		// apex's side is counted
+		st := <-scraped
+		r.MetricsScrapes, r.MetricsScrapeErrors, r.MetricsScrapeMaxMs = st.scrapes, st.failures, st.maxMs
+		if st.lastErr != "" {
+			logf("%s  /metrics scrape failed: %s", tag, st.lastErr)
+		}
+	}
 	if err != nil {
 		r.Failed = err.Error()
 		return r
@@ -765,9 +908,9 @@ func (b *bench) measure(ctx context.Context, t *target, pt point, rep int, tag s
 			return r
 		}
 	}
-	var bAfter groupUsage
+	var bAfter []uint64
 	if bErr == nil {
-		bAfter, bErr = sampleGroup(b.backend.pgid)
+		bAfter, bErr = b.sampleBackends()
 	}
 	wall := time.Since(t0).Seconds()
 	if t.proc != nil {
@@ -779,12 +922,35 @@ func (b *bench) measure(ctx context.Context, t *target, pt point, rep int, tag s
 		r.RSSKiB = &hwm
 	}
 	if bErr == nil {
-		if v, ok := cpuUsPerReq(bBefore.ticks, bAfter.ticks, w.Requests); ok {
+		var sb, sa uint64
+		for i := range bBefore {
+			sb, sa = sb+bBefore[i], sa+bAfter[i]
+		}
+		if v, ok := cpuUsPerReq(sb, sa, w.Requests); ok {
 			r.BackendCPUUsPerReq = &v
 		}
-		r.LoadCPUPct = fptr(cpuPct(bBefore.ticks, bAfter.ticks, w.CPUSeconds, wall))
+		r.LoadCPUPct = fptr(cpuPct(sb, sa, w.CPUSeconds, wall))
+		if t.servers > 1 && sa > sb {
+			for i := range bBefore {
+				r.BackendCPUShare = append(r.BackendCPUShare, float64(bAfter[i]-bBefore[i])/float64(sa-sb))
+			}
+		}
 	}
 	return r
+}
+
+// sampleBackends reads the CPU ticks of every evio backend's process
+// group, first backend first.
+func (b *bench) sampleBackends() ([]uint64, error) {
+	var ticks []uint64
+	for _, g := range b.backendGroups() {
+		u, err := sampleGroup(g)
+		if err != nil {
+			return nil, err
+		}
+		ticks = append(ticks, u.ticks)
+	}
+	return ticks, nil
 }
 
 // saveArtifacts copies a target's generated config and log into out/logs.

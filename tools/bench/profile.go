@@ -40,7 +40,7 @@ func (b *bench) runProfile(ctx context.Context) error {
 	if ok, note := lookTarget(name); !ok {
 		return fmt.Errorf("%s", note)
 	}
-	if name == tApex {
+	if isApex(name) {
 		if err := b.prepareApex(ctx); err != nil {
 			return err
 		}

@@ -51,41 +51,55 @@ type runResult struct {
 	Load1              float64  `json:"load1_before"`
 	BusyPct            float64  `json:"cpu_busy_pct_before"`
 	Quiet              bool     `json:"quiet"` // the quiet check passed before the run
-	Failed             string   `json:"failed,omitempty"`
+	// BackendCPUShare is each evio backend's share of the backends' CPU
+	// time during the run, first backend first; only for a target that
+	// sends to more than one (the two-server apex variants), nil otherwise.
+	BackendCPUShare []float64 `json:"backend_cpu_share,omitempty"`
+	// Metrics*: the /metrics scraper of a target that scrapes (apex-admin):
+	// scrapes that returned apex's metrics, failed ones, the slowest in ms.
+	MetricsScrapes      int     `json:"metrics_scrapes,omitempty"`
+	MetricsScrapeErrors int     `json:"metrics_scrape_errors,omitempty"`
+	MetricsScrapeMaxMs  float64 `json:"metrics_scrape_ms_max,omitempty"`
+	Failed              string  `json:"failed,omitempty"`
 }
 
 // pointResult aggregates the repeats of one point for one target. Medians
 // and min-max are over the repeats that produced numbers; every repeat is
 // kept in Runs. A point with any error is flagged, never silently averaged.
 type pointResult struct {
-	Target             string      `json:"target"`
-	Body               string      `json:"body"`
-	BodyBytes          int         `json:"body_bytes"`
-	Path               string      `json:"path"`
-	Conns              int         `json:"conns"`
-	Layout             string      `json:"layout"`
-	Scenario           string      `json:"scenario,omitempty"`
-	Repeats            int         `json:"repeats"`
-	RPS                float64     `json:"rps"`
-	RPSMin             float64     `json:"rps_min"`
-	RPSMax             float64     `json:"rps_max"`
-	CPUUsPerReq        *float64    `json:"cpu_us_per_req"`
-	CPUUsPerReqMin     *float64    `json:"cpu_us_per_req_min"`
-	CPUUsPerReqMax     *float64    `json:"cpu_us_per_req_max"`
-	BackendCPUUsPerReq *float64    `json:"backend_cpu_us_per_req"`
-	ProxyCPUPct        *float64    `json:"proxy_cpu_pct"`
-	LoadCPUPct         *float64    `json:"load_cpu_pct"`
-	P50Ms              float64     `json:"p50_ms"`
-	P99Ms              float64     `json:"p99_ms"`
-	P99MsMax           float64     `json:"p99_ms_max"`
-	RSSKiB             *int64      `json:"rss_kib"`
-	Errors             int64       `json:"errors"`
-	Non2xx             int64       `json:"non2xx"`
-	SocketErrors       int64       `json:"socket_errors"`
-	Flagged            bool        `json:"flagged"`
-	Flags              []string    `json:"flags,omitempty"`
-	NotQuietRuns       int         `json:"not_quiet_runs"`
-	Runs               []runResult `json:"runs"`
+	Target             string   `json:"target"`
+	Body               string   `json:"body"`
+	BodyBytes          int      `json:"body_bytes"`
+	Path               string   `json:"path"`
+	Conns              int      `json:"conns"`
+	Layout             string   `json:"layout"`
+	Scenario           string   `json:"scenario,omitempty"`
+	Repeats            int      `json:"repeats"`
+	RPS                float64  `json:"rps"`
+	RPSMin             float64  `json:"rps_min"`
+	RPSMax             float64  `json:"rps_max"`
+	CPUUsPerReq        *float64 `json:"cpu_us_per_req"`
+	CPUUsPerReqMin     *float64 `json:"cpu_us_per_req_min"`
+	CPUUsPerReqMax     *float64 `json:"cpu_us_per_req_max"`
+	BackendCPUUsPerReq *float64 `json:"backend_cpu_us_per_req"`
+	ProxyCPUPct        *float64 `json:"proxy_cpu_pct"`
+	LoadCPUPct         *float64 `json:"load_cpu_pct"`
+	P50Ms              float64  `json:"p50_ms"`
+	P99Ms              float64  `json:"p99_ms"`
+	P99MsMax           float64  `json:"p99_ms_max"`
+	RSSKiB             *int64   `json:"rss_kib"`
+	Errors             int64    `json:"errors"`
+	Non2xx             int64    `json:"non2xx"`
+	SocketErrors       int64    `json:"socket_errors"`
+	Flagged            bool     `json:"flagged"`
+	Flags              []string `json:"flags,omitempty"`
+	NotQuietRuns       int      `json:"not_quiet_runs"`
+	// BackendCPUShare is the median over repeats of each backend's share
+	// (see runResult); nil with one backend.
+	BackendCPUShare     []float64   `json:"backend_cpu_share,omitempty"`
+	MetricsScrapes      int         `json:"metrics_scrapes,omitempty"`       // summed over repeats
+	MetricsScrapeErrors int         `json:"metrics_scrape_errors,omitempty"` // summed over repeats; any flags the point
+	Runs                []runResult `json:"runs"`
 }
 
 // median of xs (mean of the two middle values for an even count); NaN for
@@ -126,6 +140,7 @@ func aggregate(target, layout, scen string, pt point, runs []runResult) pointRes
 		Repeats: len(runs), Runs: runs,
 	}
 	var rps, p50, p99, cpu, bcpu, ppct, lpct []float64
+	var share [][]float64 // share[i]: backend i's share in each repeat
 	for _, r := range runs {
 		if !r.Quiet {
 			pr.NotQuietRuns++
@@ -134,6 +149,19 @@ func aggregate(target, layout, scen string, pt point, runs []runResult) pointRes
 			pr.Flagged = true
 			pr.Flags = append(pr.Flags, fmt.Sprintf("rep %d failed: %s", r.Rep, firstLine(r.Failed)))
 			continue
+		}
+		pr.MetricsScrapes += r.MetricsScrapes
+		pr.MetricsScrapeErrors += r.MetricsScrapeErrors
+		if r.MetricsScrapeErrors > 0 {
+			pr.Flagged = true
+			pr.Flags = append(pr.Flags, fmt.Sprintf("rep %d: %d of %d /metrics scrapes failed",
+				r.Rep, r.MetricsScrapeErrors, r.MetricsScrapes+r.MetricsScrapeErrors))
+		}
+		for i, f := range r.BackendCPUShare {
+			if i == len(share) {
+				share = append(share, nil)
+			}
+			share[i] = append(share[i], f)
 		}
 		pr.Errors += r.Errors
 		pr.Non2xx += r.Non2xx
@@ -188,6 +216,9 @@ func aggregate(target, layout, scen string, pt point, runs []runResult) pointRes
 	if len(lpct) > 0 {
 		pr.LoadCPUPct = fptr(median(lpct))
 	}
+	for _, s := range share {
+		pr.BackendCPUShare = append(pr.BackendCPUShare, median(s))
+	}
 	return pr
 }
 
@@ -221,10 +252,18 @@ type runConfig struct {
 	ApexOwner   string   `json:"apex_owner,omitempty"`
 	NginxKA     int      `json:"nginx_upstream_keepalive"`
 	BackendLoop int      `json:"backend_loops"`
-	MaxLoad     float64  `json:"max_load1"`
-	MaxBusyPct  float64  `json:"max_busy_pct"`
-	Quick       bool     `json:"quick"`
-	Scenario    string   `json:"scenario,omitempty"`
+	// BackendServers is how many evio backends ran (2 when an apex
+	// variant lists two servers); every other target uses the first.
+	BackendServers int     `json:"backend_servers"`
+	MaxLoad        float64 `json:"max_load1"`
+	MaxBusyPct     float64 `json:"max_busy_pct"`
+	Quick          bool    `json:"quick"`
+	Scenario       string  `json:"scenario,omitempty"`
+	// Interleaved: every target ran at once and the repeats of each point
+	// were taken target by target in turn (-interleave).
+	Interleaved bool `json:"interleaved,omitempty"`
+	// Variants describes each apex variant among the targets (variants.go).
+	Variants map[string]string `json:"apex_variants,omitempty"`
 }
 
 // report is the whole of results.json.
@@ -397,6 +436,17 @@ func markdown(r *report) string {
 	if c.Scenario != "" {
 		fmt.Fprintf(&b, "- Scenario: %s\n", c.Scenario)
 	}
+	if c.BackendServers > 1 {
+		fmt.Fprintf(&b, "- %d evio backend servers, each its own process placed like the first; direct, nginx, haproxy and apex use the first\n", c.BackendServers)
+	}
+	if c.Interleaved {
+		b.WriteString("- Interleaved: every target ran at once, and the repeats of each point were taken target by target in turn\n")
+	}
+	for _, t := range c.Targets {
+		if d, ok := c.Variants[t]; ok {
+			fmt.Fprintf(&b, "- %s: %s\n", t, d)
+		}
+	}
 	b.WriteString("- req/s is the median over repeats with [min–max]; latency is wrk's p50/p99 (median over repeats); " +
 		"CPU µs/req is the proxy's utime+stime (all its processes) divided by completed requests; " +
 		"proxy CPU % and load CPU % (backend + wrk) are CPU use during the run in % of one CPU (near 100 × CPUs given = that side is the bottleneck); " +
@@ -452,6 +502,14 @@ func markdown(r *report) string {
 		for _, f := range pr.Flags {
 			notes = append(notes, fmt.Sprintf("⚠ %s %s c=%d: %s", pr.Target, pr.Body, pr.Conns, f))
 		}
+		if len(pr.BackendCPUShare) > 1 {
+			parts := make([]string, len(pr.BackendCPUShare))
+			for i, f := range pr.BackendCPUShare {
+				parts[i] = fmt.Sprintf("%.0f %%", 100*f)
+			}
+			notes = append(notes, fmt.Sprintf("%s %s c=%d: the backends' CPU time split %s (median over repeats)",
+				pr.Target, pr.Body, pr.Conns, strings.Join(parts, " / ")))
+		}
 		if pr.NotQuietRuns > 0 {
 			notes = append(notes, fmt.Sprintf("%s %s c=%d: %d run(s) started before the machine was quiet (see results.json load1_before)",
 				pr.Target, pr.Body, pr.Conns, pr.NotQuietRuns))
@@ -464,7 +522,7 @@ func markdown(r *report) string {
 		if d := findDirect(r.Results, pr); d != nil && d.BackendCPUUsPerReq != nil && *d.BackendCPUUsPerReq > 0 {
 			if x := *pr.BackendCPUUsPerReq / *d.BackendCPUUsPerReq; x > 1.5 {
 				notes = append(notes, fmt.Sprintf("%s %s c=%d: the backend spent %.1f× more CPU per request than with direct (%.1f vs %.1f µs): "+
-					"%s treats the backend differently (new upstream connections per request?), so its numbers include that",
+					"%s treats the backend differently (new upstream connections per request? fewer requests per backend read?), so its numbers include that",
 					pr.Target, pr.Body, pr.Conns, x, *pr.BackendCPUUsPerReq, *d.BackendCPUUsPerReq, pr.Target))
 			}
 		}

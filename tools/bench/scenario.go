@@ -36,6 +36,11 @@ type scenario struct {
 	// point's Path must be one the backend serves (see bodyPaths). Nil
 	// when Run is set.
 	Points func(o *options) []point
+	// Targets, when not empty, are the targets a Points scenario runs
+	// unless -targets is given: typically direct and apex variants
+	// (variants.go) that differ in what the scenario studies. Empty keeps
+	// -targets' default.
+	Targets []string
 	// Run, when not nil, replaces the wrk matrix: it runs the scenario
 	// in env and fills env.rep. It returns an error only when the
 	// scenario could not be carried out (apex did not start, ...); a
@@ -51,6 +56,9 @@ var scenarios = map[string]scenario{}
 func registerScenario(s scenario) {
 	if s.Name == "" || (s.Points == nil) == (s.Run == nil) {
 		panic("registerScenario: scenario needs a Name and exactly one of Points and Run")
+	}
+	if s.Run != nil && len(s.Targets) > 0 {
+		panic("registerScenario: " + s.Name + ": Targets is for Points scenarios")
 	}
 	if _, dup := scenarios[s.Name]; dup {
 		panic("registerScenario: duplicate scenario " + s.Name)

@@ -28,24 +28,34 @@ func isProxy(name string) bool { return name != tDirect }
 type targetEnv struct {
 	tmp         string // per-run temp dir; each target gets a subdir
 	backendAddr string // host:port of the evio backend
-	pinned      bool
-	proxyCPUs   string // taskset list for the proxy ("" = not pinned)
-	apexBin     string // built or given apex binary
-	apexConns   int    // [[backend]] conns
-	apexOwner   string // [[backend]] owner, "" = apex's default
-	apexExtra   string // more [[backend]] lines
-	upstreamKA  int    // nginx upstream keepalive idle pool size
-	startWait   time.Duration
+	// extraBackends are more evio backends (host:port), for apex
+	// variants with Servers > 1; nil when no selected target needs them.
+	extraBackends []string
+	pinned        bool
+	proxyCPUs     string // taskset list for the proxy ("" = not pinned)
+	apexBin       string // built or given apex binary
+	apexConns     int    // [[backend]] conns
+	apexOwner     string // [[backend]] owner, "" = apex's default
+	apexExtra     string // more [[backend]] lines
+	apexAdmin     bool   // give the apex target an [admin] listener (-profile's pprof)
+	upstreamKA    int    // nginx upstream keepalive idle pool size
+	startWait     time.Duration
 }
 
 // target is a started target. proc is nil for direct.
 type target struct {
 	name      string
 	addr      string // what wrk connects to
-	adminAddr string // apex admin listener (pprof), "" otherwise
+	adminAddr string // apex admin listener (pprof, /metrics), "" when it has none
 	binary    string // the proxy's executable (for pprof symbolization)
 	proc      *proc
 	config    string // generated config file
+	// scrape > 0: GET http://adminAddr/metrics this often during each
+	// measured run (apex variants with Scrape, see target_admin.go).
+	scrape time.Duration
+	// servers is how many evio backends the target sends to: 2 for the
+	// two-server apex variants, else 1.
+	servers int
 }
 
 func (t *target) url(path string) string { return "http://" + t.addr + path }
@@ -59,8 +69,11 @@ func (t *target) stop() {
 // lookTarget reports whether a target can run on this machine, and if not,
 // why (the note printed when it is skipped).
 func lookTarget(name string) (ok bool, note string) {
+	if isApex(name) {
+		return true, ""
+	}
 	switch name {
-	case tDirect, tApex:
+	case tDirect:
 		return true, ""
 	case tNginx, tHAProxy:
 		if _, err := exec.LookPath(name); err != nil {
@@ -107,7 +120,7 @@ func buildApex(ctx context.Context, root, dir string) (string, error) {
 // startTarget starts one target and waits until it accepts connections.
 func startTarget(name string, env targetEnv) (*target, error) {
 	if name == tDirect {
-		return &target{name: tDirect, addr: env.backendAddr}, nil
+		return &target{name: tDirect, addr: env.backendAddr, servers: 1}, nil
 	}
 	dir := filepath.Join(env.tmp, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -121,24 +134,31 @@ func startTarget(name string, env targetEnv) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &target{name: name, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	t := &target{name: name, addr: fmt.Sprintf("127.0.0.1:%d", port), servers: 1}
 	logPath := filepath.Join(dir, name+".log")
 	var argv []string
-	switch name {
-	case tApex:
+	switch {
+	case isApex(name):
 		aport, err := freePort()
 		if err != nil {
 			return nil, err
 		}
-		t.adminAddr = fmt.Sprintf("127.0.0.1:%d", aport)
+		c, err := apexTargetConf(name, env, t.addr, fmt.Sprintf("127.0.0.1:%d", aport))
+		if err != nil {
+			return nil, err
+		}
+		t.adminAddr, t.servers = c.admin, len(c.servers)
+		if v, ok := apexVariants[name]; ok && c.admin != "" {
+			t.scrape = v.Scrape
+		}
 		t.binary = env.apexBin
-		cfg := apexConfig(t.addr, t.adminAddr, env.backendAddr, env.pinned, env.apexConns, env.apexOwner, env.apexExtra)
+		cfg := apexConfig(c)
 		t.config = filepath.Join(dir, "apex.toml")
 		if err := os.WriteFile(t.config, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
 		argv = []string{env.apexBin, "-config", t.config}
-	case tNginx:
+	case name == tNginx:
 		bin, err := exec.LookPath("nginx")
 		if err != nil {
 			return nil, err
@@ -150,7 +170,7 @@ func startTarget(name string, env targetEnv) (*target, error) {
 			return nil, err
 		}
 		argv = []string{bin, "-e", filepath.Join(dir, "error.log"), "-p", dir + "/", "-c", t.config, "-g", "daemon off;"}
-	case tHAProxy:
+	case name == tHAProxy:
 		bin, err := exec.LookPath("haproxy")
 		if err != nil {
 			return nil, err
@@ -177,38 +197,46 @@ func startTarget(name string, env targetEnv) (*target, error) {
 	return t, nil
 }
 
-// apexConfig is the TOML config of apex for the bench. owner "" leaves
-// apex's default upstream owner; extra holds more [[backend]] lines.
-func apexConfig(listen, admin, backend string, pinned bool, conns int, owner, extra string) string {
+// apexConfig is the TOML config of apex for the bench: one [[backend]]
+// named "echo" with c's servers, and one catch-all route to it. An empty
+// c.admin leaves out the [admin] table, an empty c.owner leaves apex's
+// default upstream owner, and c.extra holds more [[backend]] lines.
+func apexConfig(c apexConf) string {
 	loops := "# loops omitted: 0 = GOMAXPROCS (free layout)\n"
-	if pinned {
+	if c.pinned {
 		loops = "loops = 1\n"
 	}
-	ownerLine := ""
-	if owner != "" {
-		ownerLine = fmt.Sprintf("owner = %q\n", owner)
+	admin := "# no admin endpoint\n"
+	if c.admin != "" {
+		admin = fmt.Sprintf("[admin]\nlisten = %q\n", c.admin)
 	}
-	if extra != "" {
-		ownerLine += extra + "\n"
+	servers := make([]string, len(c.servers))
+	for i, s := range c.servers {
+		servers[i] = fmt.Sprintf("%q", s)
+	}
+	ownerLine := ""
+	if c.owner != "" {
+		ownerLine = fmt.Sprintf("owner = %q\n", c.owner)
+	}
+	if c.extra != "" {
+		ownerLine += c.extra + "\n"
 	}
 	return fmt.Sprintf(`# generated by tools/bench
 [server]
 listen = %q
 %s
-[admin]
-listen = %q
-
+%s
 [log]
 access = "off"
 
 [[backend]]
 name = "echo"
-servers = [%q]
+servers = [%s]
 conns = %d
 %s
 [[route]]
 backend = "echo"
-`, listen, loops, admin, backend, conns, ownerLine)
+`, c.listen, loops, admin, strings.Join(servers, ", "), c.conns, ownerLine)
 }
 
 // nginxConfig is a self-contained nginx.conf: every path is inside dir,
