@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -175,21 +176,7 @@ func runKilled(ctx context.Context, env *scenarioEnv, p killedParams) error {
 	rep.add(g, "502", float64(c["502"]), "")
 	rep.add(g, "503", float64(c["503"]), "")
 	rep.add(g, "clean close before a response (client reconnects)", float64(c["closed"]), "")
-	unexpected := int64(0)
-	var odd []string
-	for k, n := range c {
-		switch k {
-		case "200", "502", "503", "closed", "timeout":
-		default:
-			unexpected += n
-			odd = append(odd, fmt.Sprintf("%s: %d", k, n))
-		}
-	}
-	sort.Strings(odd)
-	rep.check(g, "anything else (other status, reset, truncated, malformed)", float64(unexpected), "", "0", unexpected == 0)
-	if len(odd) > 0 {
-		rep.note("other outcomes: %s", strings.Join(odd, ", "))
-	}
+	checkOnly(rep, g, "anything else (other status, reset, truncated, malformed)", c, "200", "502", "503", "closed", "timeout")
 	noteDetails(rep, "client errors", &details, 10)
 	rep.check(g, fmt.Sprintf("no answer within the response timeout + 1 s (%v)", p.responseTimeout+time.Second), float64(c["timeout"]), "", "0", c["timeout"] == 0)
 	rep.check(g, "slowest request", worst.get().Seconds()*1000, "ms", fmt.Sprintf("≤ response_timeout (%v)", p.responseTimeout), worst.get() <= p.responseTimeout)
@@ -305,19 +292,7 @@ func runSilent(ctx context.Context, env *scenarioEnv, p silentParams) error {
 	g := "responses"
 	rep.add(g, "504 (waited for the silent backend)", float64(c["504"]), "")
 	rep.add(g, "503 (queue full)", float64(c["503"]), "")
-	other := int64(0)
-	var odd []string
-	for k, n := range c {
-		if k != "503" && k != "504" {
-			other += n
-			odd = append(odd, fmt.Sprintf("%s: %d", k, n))
-		}
-	}
-	sort.Strings(odd)
-	rep.check(g, "anything else (other status, client error, no answer)", float64(other), "", "0", other == 0)
-	if len(odd) > 0 {
-		rep.note("other outcomes: %s", strings.Join(odd, ", "))
-	}
+	checkOnly(rep, g, "anything else (other status, client error, no answer)", c, "503", "504")
 	noteDetails(rep, "client errors", &details, 10)
 	if c["504"] == 0 || c["503"] == 0 {
 		rep.check(g, "both 504s and 503s seen", 0, "", "1 (yes)", false)
@@ -620,4 +595,22 @@ func runRace(ctx context.Context, env *scenarioEnv, p raceParams) error {
 		noteDetails(rep, m.name+": client errors", &details, 10)
 	}
 	return nil
+}
+
+// checkOnly checks that the outcomes c hold nothing but the allowed kinds,
+// and notes what else there was.
+func checkOnly(rep *scenarioReport, group, label string, c map[string]int64, allowed ...string) {
+	other := int64(0)
+	var odd []string
+	for k, n := range c {
+		if !slices.Contains(allowed, k) {
+			other += n
+			odd = append(odd, fmt.Sprintf("%s: %d", k, n))
+		}
+	}
+	sort.Strings(odd)
+	rep.check(group, label, float64(other), "", "0", other == 0)
+	if len(odd) > 0 {
+		rep.note("other outcomes: %s", strings.Join(odd, ", "))
+	}
 }
