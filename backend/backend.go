@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apex-epoll/apex/balance"
@@ -25,6 +26,7 @@ type Backend struct {
 	owners   []*Owner
 	loops    []*LoopBackend // by loop id, loop mode only
 	checks   *checker       // active health checks; nil when off
+	stopped  atomic.Bool    // Close saw every owner goroutine end
 	cfg      *config.Backend
 	lim      h1parse.Limits
 	log      *slog.Logger
@@ -98,7 +100,7 @@ func (b *Backend) Close(grace time.Duration) {
 		}
 	})
 	done := make(chan struct{})
-	go func() { b.wg.Wait(); close(done) }()
+	go func() { b.wg.Wait(); b.stopped.Store(true); close(done) }()
 	select {
 	case <-done:
 		return
@@ -183,6 +185,11 @@ func (b *Backend) Retire(grace time.Duration) {
 		}})
 	}
 }
+
+// Stopped reports whether b holds nothing Shutdown must wait for: a
+// loop-owned backend's connections belong to the loops (which close them
+// as they stop), and a goroutine-owned one has seen its owners end.
+func (b *Backend) Stopped() bool { return b.LoopMode || b.stopped.Load() }
 
 // Loop is loop id's share of b (owner = "loop").
 func (b *Backend) Loop(id int) *LoopBackend { return b.loops[id] }

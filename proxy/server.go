@@ -31,8 +31,8 @@ import (
 // Server is a running proxy built from one configuration.
 //
 // Invariant: workers (one per loop) are fixed after New; backends change
-// only in Reload, under mu, and every backend a reload replaced is in
-// retired until Shutdown closes it; the goroutines it starts are the
+// only in Reload, under mu, and every backend a reload replaced that still
+// has owner goroutines running is in retired until Shutdown closes it; the goroutines it starts are the
 // loops' (Group) and, with owner = "goroutine", each backend's owners, and
 // Shutdown waits for all of them.
 type Server struct {
@@ -321,10 +321,21 @@ func (s *Server) reload(cfg *config.Config) error {
 			s.alogErrs.Add(oldLog.Errors())
 		}
 	}
+	// Only retired backends Shutdown must still wait for are kept, so the
+	// list does not grow with every reload.
+	kept := s.retired[:0]
+	for _, b := range s.retired {
+		if !b.Stopped() {
+			kept = append(kept, b)
+		}
+	}
+	s.retired = kept
 	for _, b := range s.backends {
 		if byName[b.Name] != b {
 			b.Retire(cfg.Server.ShutdownGrace.D())
-			s.retired = append(s.retired, b)
+			if !b.Stopped() {
+				s.retired = append(s.retired, b)
+			}
 		}
 	}
 	s.backends = next
