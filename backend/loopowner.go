@@ -535,8 +535,10 @@ func (uc *UpConn) finishOne() bool {
 	}
 	if len(uc.q) == 0 && !uc.closed {
 		uc.c.ResumeRead()
-		uc.pool.release(uc)
+		uc.pool.release(uc) // kicks the backend's queue
+		return !uc.closed
 	}
+	uc.pool.lb.kick() // a limiter slot came free
 	return !uc.closed
 }
 
@@ -600,10 +602,21 @@ func (uc *UpConn) Timeout(c *loop.Conn) {
 		uc.failHead(502)
 	default:
 		// No answer in time: the server is slow, not racing a close, so
-		// nothing queued behind is re-sent either.
-		for len(uc.q) > 0 {
-			uc.failHead(504)
+		// nothing queued behind is re-sent to it either (Closed would:
+		// the queue is emptied first).
+		q := uc.q
+		uc.q = nil
+		st := uc.stage()
+		for i, req := range q {
+			if req.cl == nil {
+				continue
+			}
+			if i > 0 {
+				st = retry.AfterWrite
+			}
+			uc.pool.fail(req.cl, st, 504)
 		}
+		c.Close()
 	}
 }
 
@@ -644,6 +657,7 @@ func (uc *UpConn) Closed(c *loop.Conn, err error) {
 			uc.pool.fail(req.cl, st, 502)
 		}
 	}
+	uc.pool.lb.kick() // the failed tries gave their limiter slots back
 }
 
 // AppendClientHead writes the client-facing response head, without the

@@ -68,6 +68,8 @@ type client struct {
 	respMark uint64 // c.Written() before the response head (see retractResponse)
 
 	// request body framing
+	abandoned bool // loop mode: the request was answered while a pool still queued it
+
 	bodyKind h1parse.BodyKind
 	bodyLeft int64
 	bodySeen int64
@@ -640,6 +642,10 @@ func (w *worker) Timeout(c *loop.Conn) {
 		}
 		c.Close()
 	case stBody:
+		if cl.loopMode {
+			cl.loopBodyError(408)
+			return
+		}
 		cl.bodyError(408)
 	default:
 		// Idle keep-alive, or a client that stopped reading its response.
@@ -657,7 +663,12 @@ func (w *worker) ReadClosed(c *loop.Conn) {
 		cl.state = stDone
 		c.CloseWhenFlushed()
 	case stBody:
-		cl.bodyError(400) // the body ended before its framing said
+		// The body ended before its framing said.
+		if cl.loopMode {
+			cl.loopBodyError(400)
+			return
+		}
+		cl.bodyError(400)
 	case stWait:
 		cl.keepAlive = false // answer, then close (half-close, RFC 9112 §9.6)
 	}

@@ -141,3 +141,39 @@ func TestBadSmallChunkedBodyNeverForwarded(t *testing.T) {
 		t.Fatalf("backend saw %d requests, want only the valid one", n)
 	}
 }
+
+// TestBodyCutShort: a client that shuts its side in the middle of a
+// streamed request body gets a 400, one that stops sending it gets a 408
+// at body_timeout; the proxy goes on serving (in both owner modes).
+func TestBodyCutShort(t *testing.T) {
+	be := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	})
+	_, addr := startProxy(t, "body_timeout = \"300ms\"", backendTOML(be.addr(), ""))
+	for _, tc := range []struct {
+		name      string
+		halfClose bool
+		want      int
+	}{{"half-close", true, 400}, {"stalled", false, 408}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, addr)
+			io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc")
+			if tc.halfClose {
+				c.(*net.TCPConn).CloseWrite()
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+			// Still serving.
+			c2 := dial(t, addr)
+			if resp, body := roundTrip(t, c2, bufio.NewReader(c2), "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET"); resp.StatusCode != 200 || body != "ok" {
+				t.Fatalf("after: %d %q", resp.StatusCode, body)
+			}
+		})
+	}
+}

@@ -21,6 +21,7 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 	w := cl.w
 	r := &cl.rs.req
 	cl.loopMode = true
+	cl.abandoned = false
 	cl.upHead = cl.appendUpstreamHead(cl.upHead[:0], rt, host)
 	var consumed int
 	var berr error
@@ -182,10 +183,20 @@ var crlf = []byte("\r\n")
 // connection, which has part of it, is dropped.
 func (cl *client) loopBodyError(status int) {
 	cl.w.stats.refused(status)
-	if cl.uc != nil {
+	switch {
+	case cl.uc != nil:
 		cl.uc.Abandon(cl)
 		cl.uc = nil
 		cl.w.inflight--
+	case cl.att.Waiting():
+		cl.lb.Leave(cl)
+		cl.queued, cl.queueTimer = false, false
+		cl.w.inflight--
+	case cl.queued:
+		// A pool's queue still holds cl: it must not be given the
+		// connection now (Gone), and it stays queued so that Closed
+		// leaves it to the GC rather than reusing it.
+		cl.abandoned = true
 	}
 	cl.keepAlive = false
 	cl.reqDone = true
@@ -239,12 +250,16 @@ func (cl *client) ResponseError(status int) {
 	cl.uc = nil
 	cl.queued = false
 	if cl.lb.Retry(cl, cl.canReplay, cl.streaming) {
-		// Another try is under way: Assigned follows, or it waits.
+		// Another try is under way: it was sent (Assigned ran), it waits
+		// for a connection or in the backend's queue, or it failed at
+		// once and an inner ResponseError already answered.
 		cl.w.stats.retries++
-		cl.queued = true
-		if cl.att.Waiting() {
-			cl.queueTimer = true
-			cl.c.SetTimeout(cl.lb.QueueTimeout())
+		if cl.uc == nil && cl.state == stWait && !cl.headSent {
+			cl.queued = true
+			if cl.att.Waiting() {
+				cl.queueTimer = true
+				cl.c.SetTimeout(cl.lb.QueueTimeout())
+			}
 		}
 		return
 	}
@@ -291,7 +306,7 @@ func (cl *client) UpstreamDrained() {
 }
 
 // Gone implements backend.Client.
-func (cl *client) Gone() bool { return cl.c == nil || cl.c.Closed() }
+func (cl *client) Gone() bool { return cl.abandoned || cl.c == nil || cl.c.Closed() }
 
 // hashKeyOf hashes the request's balancing key (balance = "hash"): a
 // header's value, a cookie's value, or the client's address. A request
