@@ -163,6 +163,8 @@ func (g *Group) SetListeners(specs []string) error {
 		}
 		add = append(add, added{s, fds, ap})
 	}
+	// Register the new sockets on every loop first; only when all of them
+	// are in does any old listener close, so a failure changes nothing.
 	var errs []error
 	for i, l := range g.Loops {
 		runOn(l, func() {
@@ -172,8 +174,16 @@ func (g *Group) SetListeners(specs []string) error {
 					errs = append(errs, err)
 				}
 			}
-			l.removeListeners(specs)
 		})
+	}
+	if len(errs) > 0 {
+		for _, l := range g.Loops {
+			runOn(l, func() { l.removeListeners(g.spec) }) // closes the added ones
+		}
+		return errors.Join(errs...)
+	}
+	for _, l := range g.Loops {
+		runOn(l, func() { l.removeListeners(specs) })
 	}
 	bound := make([]netip.AddrPort, 0, len(specs))
 	for _, s := range specs {
@@ -189,7 +199,7 @@ func (g *Group) SetListeners(specs []string) error {
 	}
 	g.spec = append([]string(nil), specs...)
 	g.bound = bound
-	return errors.Join(errs...)
+	return nil
 }
 
 // removeListeners closes the listeners whose address is not in keep.
