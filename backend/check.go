@@ -20,8 +20,10 @@ import (
 
 // checker runs a backend's active checks.
 //
-// Invariant: at most one check per server is in flight (inflight[i]);
-// stop ends the ticker goroutine.
+// Invariant: at most one check per server is in flight (inflight[i], on
+// the backend's first loop only); the ticker goroutine is the only one the
+// checker starts, its task is posted at most once at a time (busy), and
+// close (from Backend.Close or Retire) ends it.
 type checker struct {
 	b        *Backend
 	req      [][]byte // the check request per server
@@ -109,6 +111,10 @@ func (ck *checker) result(i int, ok bool) {
 }
 
 // checkConn is one check's connection (a loop.Handler).
+//
+// Invariant: owned by the backend's first loop; it reports its result
+// exactly once (done), then its connection is closed; it lives at most
+// health.timeout.
 type checkConn struct {
 	ck   *checker
 	i    int

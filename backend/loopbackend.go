@@ -336,23 +336,37 @@ func (lb *LoopBackend) popWaiter() {
 	lb.waiters = lb.waiters[:len(lb.waiters)-1]
 }
 
-// Leave takes cl out of the wait queue (its queue_timeout passed, or it
-// closed). It reports whether cl was waiting.
+// Leave takes cl out of whichever queue holds it: the backend's wait
+// queue (its queue_timeout passed, or it closed), or its server's
+// connection queue, where it holds an admission that is given back. It
+// reports whether cl was queued; afterwards no queue refers to cl.
 func (lb *LoopBackend) Leave(cl Client) bool {
 	a := cl.Attempt()
-	if !a.waiting {
-		return false
+	if a.waiting {
+		a.waiting = false
+		removeClient(&lb.waiters, cl)
+		return true
 	}
-	a.waiting = false
-	for i, w := range lb.waiters {
+	if a.server >= 0 && removeClient(&lb.pools[a.server].waiters, cl) {
+		lb.end(cl, cancelled)
+		lb.kick()
+		return true
+	}
+	return false
+}
+
+// removeClient deletes cl from the queue q, keeping the order.
+func removeClient(q *[]Client, cl Client) bool {
+	for i, w := range *q {
 		if w == cl {
-			copy(lb.waiters[i:], lb.waiters[i+1:])
-			lb.waiters[len(lb.waiters)-1] = nil
-			lb.waiters = lb.waiters[:len(lb.waiters)-1]
-			break
+			s := *q
+			copy(s[i:], s[i+1:])
+			s[len(s)-1] = nil
+			*q = s[:len(s)-1]
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // QueueTimeout is how long a request may wait in the queue, in ns.

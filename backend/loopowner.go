@@ -51,9 +51,11 @@ type Client interface {
 //
 // Invariant: open counts connections dialed and not yet closed (idle,
 // busy or connecting) and never exceeds max; every UpConn in idle has no
-// request queued; len(waiters) <= queue (clients that closed while queued
-// keep their place until popped, then are skipped); scratch holds one
-// response head or chunk-size line at a time.
+// request queued; len(waiters) <= queue, and every waiter holds an
+// admission of lb on this server (a client that closes leaves the queue
+// through LoopBackend.Leave; one found gone when popped is skipped and its
+// admission given back); scratch holds one response head or chunk-size
+// line at a time; once retired, idle stays empty.
 type LoopPool struct {
 	l       *loop.Loop
 	addr    netip.AddrPort

@@ -26,8 +26,11 @@ const inlineBodyMax = 16 << 10
 //
 // Invariant: ex != nil exactly while an exchange is with an owner (from
 // Submit to its Final chunk); held is a chunk kept back while the client's
-// output is full, and at most one is held; the client is reused (from the
-// worker's free list) only when its connection is closed and ex == nil.
+// output is full, and at most one is held; in loop mode, queued is true
+// exactly while a pool's queue or the backend's queue holds the client
+// (att.Waiting() for the latter) and uc == nil then; the client is reused
+// (from the worker's free list) only when its connection is closed,
+// ex == nil and no queue holds it.
 type client struct {
 	c     *loop.Conn
 	w     *worker
@@ -68,8 +71,6 @@ type client struct {
 	respMark uint64 // c.Written() before the response head (see retractResponse)
 
 	// request body framing
-	abandoned bool // loop mode: the request was answered while a pool still queued it
-
 	bodyKind h1parse.BodyKind
 	bodyLeft int64
 	bodySeen int64
@@ -689,18 +690,11 @@ func (w *worker) Closed(c *loop.Conn, err error) {
 			cl.uc = nil
 			w.inflight--
 		}
-		if cl.att.Waiting() {
-			cl.lb.Leave(cl)
-			cl.queued = false
-			w.inflight--
-			w.putClient(cl)
-			return
-		}
 		if cl.queued {
-			// The pool's queue still holds cl; it skips it (Gone) and
-			// cl must not be reused meanwhile, so it is left to the GC.
+			// Out of whichever queue holds it, so cl can be reused.
+			cl.lb.Leave(cl)
+			cl.queued, cl.queueTimer = false, false
 			w.inflight--
-			return
 		}
 		w.putClient(cl)
 		return

@@ -21,7 +21,6 @@ func (cl *client) startLoopExchange(rt *route, host, rest []byte) int {
 	w := cl.w
 	r := &cl.rs.req
 	cl.loopMode = true
-	cl.abandoned = false
 	cl.upHead = cl.appendUpstreamHead(cl.upHead[:0], rt, host)
 	var consumed int
 	var berr error
@@ -188,15 +187,10 @@ func (cl *client) loopBodyError(status int) {
 		cl.uc.Abandon(cl)
 		cl.uc = nil
 		cl.w.inflight--
-	case cl.att.Waiting():
+	case cl.queued:
 		cl.lb.Leave(cl)
 		cl.queued, cl.queueTimer = false, false
 		cl.w.inflight--
-	case cl.queued:
-		// A pool's queue still holds cl: it must not be given the
-		// connection now (Gone), and it stays queued so that Closed
-		// leaves it to the GC rather than reusing it.
-		cl.abandoned = true
 	}
 	cl.keepAlive = false
 	cl.reqDone = true
@@ -306,7 +300,7 @@ func (cl *client) UpstreamDrained() {
 }
 
 // Gone implements backend.Client.
-func (cl *client) Gone() bool { return cl.abandoned || cl.c == nil || cl.c.Closed() }
+func (cl *client) Gone() bool { return cl.c == nil || cl.c.Closed() }
 
 // hashKeyOf hashes the request's balancing key (balance = "hash"): a
 // header's value, a cookie's value, or the client's address. A request

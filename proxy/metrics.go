@@ -11,6 +11,9 @@ import (
 
 // loopSnapshot is what one loop reports to a scrape: copies of its own
 // counters, taken on the loop so they need no atomics.
+//
+// Invariant: built on the loop and then owned by the scraping goroutine;
+// it shares no memory with the loop (routes is a copy).
 type loopSnapshot struct {
 	routes  []routeStats
 	refused [600]uint64

@@ -50,6 +50,7 @@ type Server struct {
 
 	// Metrics ids of (route label, backend) pairs, kept across reloads so
 	// counters stay monotonic; id 0 is requests answered before routing.
+	// Bounded by the distinct pairs the loaded configurations named.
 	// live is the backend list metrics report (a copy of backends).
 	statMu     sync.Mutex
 	statIDs    map[[2]string]int

@@ -58,6 +58,10 @@ type workerStats struct {
 }
 
 // routeStats is one route's traffic on one loop.
+//
+// Invariant: workerStats.routes has at most one entry per metrics id,
+// and ids are only made for (route, backend) pairs a configuration named
+// (Server.statID), so the table is bounded by the configurations loaded.
 type routeStats struct {
 	classes  [6]uint64 // by status class; 0: ended without a response
 	duration metrics.Histogram
