@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,65 +28,48 @@ func TestDrainUnderLoad(t *testing.T) {
 
 	const clients = 16
 	var ok, raced, closes atomic.Int64
-	errs := make(chan error, clients)
-	var wg sync.WaitGroup
-	for g := 0; g < clients; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			c, err := net.Dial("tcp", addr)
+	wait := goClients(addr, clients, func(g int, c net.Conn, br *bufio.Reader) error {
+		for i := 0; i < 1000; i++ {
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			p := fmt.Sprintf("/%d/%d", g, i)
+			if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", p); err != nil {
+				raced.Add(1)
+				return nil
+			}
+			if _, err := br.Peek(1); err != nil {
+				// Closed before any byte of a response: the request
+				// raced the close of an idle connection.
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					return fmt.Errorf("client %d: no answer to %s", g, p)
+				}
+				raced.Add(1)
+				return nil
+			}
+			resp, err := http.ReadResponse(br, nil)
 			if err != nil {
-				errs <- err
-				return
+				return fmt.Errorf("client %d %s: %v", g, p, err)
 			}
-			defer c.Close()
-			br := bufio.NewReader(c)
-			for i := 0; i < 1000; i++ {
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				p := fmt.Sprintf("/%d/%d", g, i)
-				if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", p); err != nil {
-					raced.Add(1)
-					return
-				}
-				if _, err := br.Peek(1); err != nil {
-					// Closed before any byte of a response: the request
-					// raced the close of an idle connection.
-					var ne net.Error
-					if errors.As(err, &ne) && ne.Timeout() {
-						errs <- fmt.Errorf("client %d: no answer to %s", g, p)
-						return
-					}
-					raced.Add(1)
-					return
-				}
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					errs <- fmt.Errorf("client %d %s: %v", g, p, err)
-					return
-				}
-				body, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if err != nil || resp.StatusCode != 200 || string(body) != "done:"+p {
-					errs <- fmt.Errorf("client %d %s: %d %q %v", g, p, resp.StatusCode, body, err)
-					return
-				}
-				ok.Add(1)
-				if resp.Close {
-					closes.Add(1)
-					return
-				}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || string(body) != "done:"+p {
+				return fmt.Errorf("client %d %s: %d %q %v", g, p, resp.StatusCode, body, err)
 			}
-		}(g)
-	}
+			ok.Add(1)
+			if resp.Close {
+				closes.Add(1)
+				return nil
+			}
+		}
+		return nil
+	})
 	time.Sleep(300 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range wait() {
 		t.Error(err)
 	}
 	t.Logf("%d answered, %d with Connection: close, %d raced an idle close", ok.Load(), closes.Load(), raced.Load())

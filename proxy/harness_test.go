@@ -183,3 +183,31 @@ func expectClosed(t *testing.T, c net.Conn, br *bufio.Reader) {
 		t.Fatal("connection not closed within 5s")
 	}
 }
+
+// goClients starts n clients, each with its own connection to addr,
+// running fn(g, c, br) on it; the connection is closed when fn returns.
+// wait blocks until all are done and returns their errors (a failed dial
+// is one too).
+func goClients(addr string, n int, fn func(g int, c net.Conn, br *bufio.Reader) error) (wait func() []error) {
+	errs := make(chan error, n)
+	for g := 0; g < n; g++ {
+		go func(g int) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			errs <- fn(g, c, bufio.NewReader(c))
+		}(g)
+	}
+	return func() []error {
+		var out []error
+		for g := 0; g < n; g++ {
+			if err := <-errs; err != nil {
+				out = append(out, err)
+			}
+		}
+		return out
+	}
+}

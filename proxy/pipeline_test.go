@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,43 +54,27 @@ func startPipelineBackend(t *testing.T, dropAfterFirst bool) *pipelineBackend {
 // answer matches its request.
 func hammer(t *testing.T, addr string, clients, perClient int, method string) {
 	t.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	for g := 0; g < clients; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			c, err := net.Dial("tcp", addr)
+	wait := goClients(addr, clients, func(g int, c net.Conn, br *bufio.Reader) error {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		for i := 0; i < perClient; i++ {
+			p := fmt.Sprintf("/%d/%d", g, i)
+			if method == "POST" {
+				fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", p)
+			} else {
+				fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", p)
+			}
+			resp, err := http.ReadResponse(br, nil)
 			if err != nil {
-				errs <- err
-				return
+				return err
 			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(30 * time.Second))
-			br := bufio.NewReader(c)
-			for i := 0; i < perClient; i++ {
-				p := fmt.Sprintf("/%d/%d", g, i)
-				if method == "POST" {
-					fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", p)
-				} else {
-					fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", p)
-				}
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					errs <- err
-					return
-				}
-				b, _ := io.ReadAll(resp.Body)
-				if resp.StatusCode != 200 || string(b) != p {
-					errs <- fmt.Errorf("%s %s: got %d %q", method, p, resp.StatusCode, b)
-					return
-				}
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || string(b) != p {
+				return fmt.Errorf("%s %s: got %d %q", method, p, resp.StatusCode, b)
 			}
-		}(g)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+		}
+		return nil
+	})
+	for _, err := range wait() {
 		t.Fatal(err)
 	}
 }

@@ -96,57 +96,41 @@ func TestReloadUnderLoad(t *testing.T) {
 
 	const clients = 16
 	var stop atomic.Bool
-	var wg sync.WaitGroup
 	var ok, seenA, seenB, seenFixed atomic.Int64
-	errs := make(chan error, clients)
-	for g := 0; g < clients; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			c, err := net.Dial("tcp", addr)
+	wait := goClients(addr, clients, func(g int, c net.Conn, br *bufio.Reader) error {
+		deadline := time.Now().Add(60 * time.Second)
+		for i := 0; !stop.Load() && time.Now().Before(deadline); i++ {
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			p := fmt.Sprintf("/%d/%d", g, i)
+			if i%7 == 0 {
+				p = "/fixed" + p
+			}
+			if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", p); err != nil {
+				return fmt.Errorf("client %d request %d: write: %v", g, i, err)
+			}
+			resp, err := http.ReadResponse(br, nil)
 			if err != nil {
-				errs <- err
-				return
+				return fmt.Errorf("client %d request %d: %v", g, i, err)
 			}
-			defer c.Close()
-			br := bufio.NewReader(c)
-			deadline := time.Now().Add(60 * time.Second)
-			for i := 0; !stop.Load() && time.Now().Before(deadline); i++ {
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				p := fmt.Sprintf("/%d/%d", g, i)
-				if i%7 == 0 {
-					p = "/fixed" + p
-				}
-				if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", p); err != nil {
-					errs <- fmt.Errorf("client %d request %d: write: %v", g, i, err)
-					return
-				}
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					errs <- fmt.Errorf("client %d request %d: %v", g, i, err)
-					return
-				}
-				body, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if err != nil || resp.StatusCode != 200 {
-					errs <- fmt.Errorf("client %d %s: status %d err %v", g, p, resp.StatusCode, err)
-					return
-				}
-				switch string(body) {
-				case "A:" + p:
-					seenA.Add(1)
-				case "B:" + p:
-					seenB.Add(1)
-				case "fixed":
-					seenFixed.Add(1)
-				default:
-					errs <- fmt.Errorf("client %d %s: body %q", g, p, body)
-					return
-				}
-				ok.Add(1)
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 {
+				return fmt.Errorf("client %d %s: status %d err %v", g, p, resp.StatusCode, err)
 			}
-		}(g)
-	}
+			switch string(body) {
+			case "A:" + p:
+				seenA.Add(1)
+			case "B:" + p:
+				seenB.Add(1)
+			case "fixed":
+				seenFixed.Add(1)
+			default:
+				return fmt.Errorf("client %d %s: body %q", g, p, body)
+			}
+			ok.Add(1)
+		}
+		return nil
+	})
 	fixed := "\n[[route]]\npath_prefix = \"/fixed\"\nreturn = 200\nbody = \"fixed\"\n"
 	time.Sleep(100 * time.Millisecond)
 	for i := 0; i < 10; i++ {
@@ -183,9 +167,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	time.Sleep(150 * time.Millisecond)
 	stop.Store(true)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range wait() {
 		t.Error(err)
 	}
 	if t.Failed() {
