@@ -173,7 +173,8 @@ type Backend struct {
 	Conns int `toml:"conns"`
 
 	// Queue is the number of requests that may wait per upstream
-	// connection before further requests get 503, TOML "queue", 1..65536:
+	// connection before further requests are shed (503; limits.shed_status
+	// with owner = "loop"), TOML "queue", 1..65536:
 	// per owner goroutine, or Conns × Queue per loop and server with
 	// owner = "loop". The bound turns an
 	// overloaded upstream into fast failures rather than unbounded memory
