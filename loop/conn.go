@@ -184,7 +184,7 @@ func (c *Conn) Flush() {
 		return
 	}
 	for c.outOff < len(c.out) {
-		n, err := unix.Write(c.fd, c.out[c.outOff:])
+		n, err := rawWrite(c.fd, c.out[c.outOff:])
 		if n > 0 {
 			c.outOff += n
 			c.loop.stats.bytesOut[c.side] += uint64(n)

@@ -278,7 +278,10 @@ func newLoop(id int, cfg Config) (*Loop, error) {
 
 // wait returns ready events, waiting at most timeoutMs (-1: no limit).
 func (l *Loop) wait(timeoutMs int) (int, error) {
-	if l.cfg.BlockingWait || timeoutMs == 0 {
+	if timeoutMs == 0 {
+		return rawPoll(l.epfd, l.events)
+	}
+	if l.cfg.BlockingWait {
 		return unix.EpollWait(l.epfd, l.events, timeoutMs)
 	}
 	if timeoutMs > 0 {
@@ -307,7 +310,7 @@ func (l *Loop) wait(timeoutMs int) (int, error) {
 }
 
 func (l *Loop) pollOnce(fd uintptr) bool {
-	l.pn, l.perr = unix.EpollWait(int(fd), l.events, 0)
+	l.pn, l.perr = rawPoll(int(fd), l.events)
 	if l.perr == unix.EINTR {
 		l.pn, l.perr = 0, nil
 	}
@@ -607,7 +610,7 @@ func (l *Loop) service(c *Conn) {
 		} else {
 			buf = l.rbuf
 		}
-		n, err := unix.Read(c.fd, buf)
+		n, err := rawRead(c.fd, buf)
 		if err != nil {
 			if err == unix.EINTR {
 				continue
@@ -696,7 +699,7 @@ func (l *Loop) deliver(c *Conn, in []byte) {
 
 func (l *Loop) drainLinger(c *Conn) {
 	for {
-		n, err := unix.Read(c.fd, l.rbuf)
+		n, err := rawRead(c.fd, l.rbuf)
 		if err == unix.EINTR {
 			continue
 		}

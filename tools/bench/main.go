@@ -42,6 +42,7 @@ type options struct {
 	apexOwner    string
 	apexExtra    string
 	apexBin      string
+	apexBaseBin  string
 	nginxKA      int
 	wrkThreads   int
 	proxyCPUs    string
@@ -85,6 +86,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.apexOwner, "apex-owner", "", "apex [[backend]] owner: goroutine or loop (default: apex's own default)")
 	fs.StringVar(&o.apexExtra, "apex-backend", "", "extra TOML lines for apex's [[backend]], e.g. 'pipeline = 8' (use \\n between lines)")
 	fs.StringVar(&o.apexBin, "apex-bin", "", "use this apex-epoll binary instead of building ./cmd/apex-epoll")
+	fs.StringVar(&o.apexBaseBin, "apex-base-bin", "", "the apex-epoll binary of the apex-base target (an older build, for an A/B in one run)")
 	fs.IntVar(&o.nginxKA, "nginx-keepalive", 0, "nginx upstream keepalive, its idle upstream connection cache (default: the largest connection count of the run, so that nginx never closes upstream connections between requests)")
 	fs.IntVar(&o.wrkThreads, "wrk-threads", 1, "wrk -t")
 	fs.StringVar(&o.proxyCPUs, "proxy-cpus", "", "pinned layout: CPU list for the proxy (default: the last allowed CPU)")
@@ -563,13 +565,23 @@ func (b *bench) backendGroups() []int {
 func (b *bench) env() targetEnv {
 	return targetEnv{
 		tmp: b.tmp, backendAddr: b.bAddr, extraBackends: b.extraAddrs, pinned: b.lay.name == "pinned",
-		proxyCPUs: b.lay.proxyCPUs, apexBin: b.o.apexBin, apexConns: b.o.apexConns, apexOwner: b.o.apexOwner, apexExtra: strings.ReplaceAll(b.o.apexExtra, `\n`, "\n"),
+		proxyCPUs: b.lay.proxyCPUs, apexBin: b.o.apexBin, apexBaseBin: b.o.apexBaseBin, apexConns: b.o.apexConns, apexOwner: b.o.apexOwner, apexExtra: strings.ReplaceAll(b.o.apexExtra, `\n`, "\n"),
 		apexAdmin: b.o.profile, upstreamKA: b.o.nginxKA, startWait: 15 * time.Second,
 	}
 }
 
 // prepareApex builds apex unless -apex-bin was given.
 func (b *bench) prepareApex(ctx context.Context) error {
+	if b.o.apexBaseBin != "" {
+		abs, err := filepath.Abs(b.o.apexBaseBin)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return err
+		}
+		b.o.apexBaseBin = abs
+	}
 	if b.o.apexBin != "" {
 		if _, err := os.Stat(b.o.apexBin); err != nil {
 			return err

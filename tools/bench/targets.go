@@ -34,6 +34,7 @@ type targetEnv struct {
 	pinned        bool
 	proxyCPUs     string // taskset list for the proxy ("" = not pinned)
 	apexBin       string // built or given apex binary
+	apexBaseBin   string // -apex-base-bin, for the apex-base variant
 	apexConns     int    // [[backend]] conns
 	apexOwner     string // [[backend]] owner, "" = apex's default
 	apexExtra     string // more [[backend]] lines
@@ -152,12 +153,18 @@ func startTarget(name string, env targetEnv) (*target, error) {
 			t.scrape = v.Scrape
 		}
 		t.binary = env.apexBin
+		if v, ok := apexVariants[name]; ok && v.Base {
+			if env.apexBaseBin == "" {
+				return nil, fmt.Errorf("%s needs -apex-base-bin", name)
+			}
+			t.binary = env.apexBaseBin
+		}
 		cfg := apexConfig(c)
 		t.config = filepath.Join(dir, "apex.toml")
 		if err := os.WriteFile(t.config, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
-		argv = []string{env.apexBin, "-config", t.config}
+		argv = []string{t.binary, "-config", t.config}
 	case name == tNginx:
 		bin, err := exec.LookPath("nginx")
 		if err != nil {

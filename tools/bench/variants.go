@@ -50,6 +50,11 @@ type apexVariant struct {
 	// warm-ups), as a Prometheus server would; it needs Admin. Zero
 	// scrapes nothing.
 	Scrape time.Duration
+
+	// Base runs the binary given by -apex-base-bin instead of the apex
+	// under test, with the same configuration: an A/B of two builds in
+	// one interleaved run.
+	Base bool
 }
 
 // apexVariants is the registry, filled by init functions; variantOrder
@@ -160,4 +165,12 @@ func apexTargetConf(name string, env targetEnv, listen, admin string) (apexConf,
 		c.servers = append(c.servers, env.extraBackends[:v.Servers-1]...)
 	}
 	return c, nil
+}
+
+func init() {
+	registerApexVariant(apexVariant{
+		Name:        "apex-base",
+		Description: "apex built from another commit (-apex-base-bin), same configuration: an A/B of two builds",
+		Base:        true,
+	})
 }
