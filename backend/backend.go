@@ -151,6 +151,7 @@ func (b *Backend) InitLoops(loops []*loop.Loop) error {
 				IdleTimeout:     b.cfg.IdleTimeout.D(),
 				Limits:          b.lim,
 				Logger:          b.log.With("backend", b.Name, "server", s.Addr, "loop", l.ID()),
+				Splice:          b.cfg.SpliceOn(),
 			}
 			pools = append(pools, NewLoopPool(l, addrs[j], oc, b.cfg.Conns, b.cfg.Conns*b.cfg.Queue, b.cfg.Pipeline))
 		}

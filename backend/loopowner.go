@@ -32,6 +32,13 @@ type Client interface {
 	// ResponseAbort: the response broke after bytes were sent; the client
 	// must close so the truncation shows.
 	ResponseAbort()
+	// SpliceTarget is the client connection response bodies may be
+	// spliced to (loop.Conn.SpliceTo), or nil if they must be copied.
+	SpliceTarget() *loop.Conn
+	// ResponseSpliced: body bytes went to the client by splice; full says
+	// its socket could not take them all (the upstream is paused until
+	// the client drains).
+	ResponseSpliced(full bool)
 	// UpstreamDrained: request bytes queued on the upstream were written;
 	// a paused request body may flow again.
 	UpstreamDrained()
@@ -157,6 +164,9 @@ func (p *LoopPool) dial() (*UpConn, error) {
 	}
 	uc.c = c
 	p.open++
+	if p.cfg.Splice {
+		c.SetReadMax(headReadMax)
+	}
 	c.SetTimeout(int64(p.cfg.ConnectTimeout))
 	return uc, nil
 }
@@ -286,6 +296,9 @@ func (uc *UpConn) assign(cl Client) {
 func (uc *UpConn) resetResponse() {
 	uc.gotBytes, uc.headDone = false, false
 	uc.resp.Reset()
+	if uc.pool.cfg.Splice {
+		uc.c.SetReadMax(headReadMax)
+	}
 }
 
 // Send writes the request (head, and the whole body when it is inline).
@@ -374,6 +387,9 @@ func (uc *UpConn) Data(c *loop.Conn, in []byte) int {
 			return len(in)
 		}
 		if !done {
+			if uc.pool.cfg.Splice && c.SpliceLeft() == 0 {
+				c.SetReadMax(0) // a body relayed by copy: read it in big pieces
+			}
 			c.SetTimeout(int64(uc.pool.cfg.ResponseTimeout))
 			return used
 		}
@@ -463,10 +479,19 @@ func (uc *UpConn) relayBody(in []byte) (int, bool, error) {
 		return 0, true, nil
 	case h1parse.BodyLength:
 		k := min(int64(len(in)), uc.remain)
+		full := false
 		if k > 0 {
 			uc.remain -= k
-			if cl != nil && cl.ResponseBody(in[:k]) && uc.remain > 0 {
-				uc.c.PauseRead()
+			full = cl != nil && cl.ResponseBody(in[:k])
+		}
+		switch {
+		case uc.remain == 0 || cl == nil:
+		case full:
+			uc.c.PauseRead()
+		case uc.remain >= spliceMin && uc.pool.cfg.Splice:
+			// The rest of the body goes straight to the client.
+			if dst := cl.SpliceTarget(); dst != nil {
+				uc.c.SpliceTo(dst, uc.remain)
 			}
 		}
 		return int(k), uc.remain == 0, nil
@@ -500,6 +525,35 @@ func (uc *UpConn) relayBody(in []byte) (int, bool, error) {
 		}
 		return len(in), false, nil
 	}
+}
+
+// spliceMin is the least body left after a read that is spliced rather
+// than copied: below it, the pipe's two calls and the extra read that
+// finds the socket empty cost more than copying saves.
+const spliceMin = 8 << 10
+
+// headReadMax caps an upstream read that waits for a response head when
+// splicing is on, so that a large body is mostly left in the socket for
+// the splice (it still holds some thirty small pipelined responses). Once
+// a body that is not spliced has begun, reads take the full 64 KiB again.
+const headReadMax = 4 << 10
+
+// Spliced implements loop.SpliceHandler: n more body bytes went to the
+// client without passing through Apex.
+func (uc *UpConn) Spliced(c *loop.Conn, n int, full bool) {
+	if uc.closed || len(uc.q) == 0 || !uc.headDone || uc.kind != h1parse.BodyLength {
+		return
+	}
+	uc.gotBytes = true
+	uc.remain -= int64(n)
+	if cl := uc.q[0].cl; cl != nil {
+		cl.ResponseSpliced(full)
+	}
+	if uc.remain > 0 {
+		c.SetTimeout(int64(uc.pool.cfg.ResponseTimeout))
+		return
+	}
+	uc.finishOne()
 }
 
 func (uc *UpConn) writeFramed(cl Client, data []byte) bool {

@@ -21,6 +21,9 @@ type OwnerConfig struct {
 	IdleTimeout     time.Duration // an idle upstream connection is closed after this
 	Limits          h1parse.Limits
 	Logger          *slog.Logger
+	// Splice: loop owners splice large Content-Length bodies to the
+	// client (config Backend.Splice); the goroutine owner ignores it.
+	Splice bool
 }
 
 // chunkCount and chunkSize bound what one owner holds in flight to a client:

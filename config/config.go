@@ -197,6 +197,13 @@ type Backend struct {
 	// zero means the default.
 	Pipeline int `toml:"pipeline"`
 
+	// Splice moves large response bodies (Content-Length, 16 KiB or more
+	// left after the first read) from the upstream socket to the client's
+	// with splice(2), without copying them through Apex, TOML "splice";
+	// like HAProxy's "option splice-response", but on by default. Only
+	// with owner = "loop". Default true; nil means the default.
+	Splice *bool `toml:"splice"`
+
 	// Owner selects what drives the upstream connections, TOML "owner":
 	// "loop" (each event loop owns its own connections to each server, on
 	// its own epoll: no goroutine hop per request) or "goroutine" (the
@@ -533,3 +540,7 @@ func Default() *Config {
 	}
 	return c
 }
+
+// SpliceOn reports whether the backend splices response bodies (Splice,
+// default true).
+func (b *Backend) SpliceOn() bool { return b.Splice == nil || *b.Splice }

@@ -54,7 +54,15 @@ func TestParseErrors(t *testing.T) {
 			`wieght = 2`,
 			`[[route]]`,
 			`backend = "a"`),
-			`apex.toml:8: backend[1].wieght: unknown key (valid keys: name, servers, conns, queue, pipeline, owner, connect_timeout, response_timeout, idle_timeout, balance, hash_key, health, circuit, limits, retry)`},
+			`apex.toml:8: backend[1].wieght: unknown key (valid keys: name, servers, conns, queue, pipeline, splice, owner, connect_timeout, response_timeout, idle_timeout, balance, hash_key, health, circuit, limits, retry)`},
+		{"splice not a boolean", doc(
+			`[[backend]]`,
+			`name = "app"`,
+			`servers = ["h:1"]`,
+			`splice = "on"`,
+			`[[route]]`,
+			`backend = "app"`),
+			`apex.toml:4: backend[0].splice: expected a boolean, got string "on"`},
 		{"unknown nested table", doc(
 			`[[backend]]`,
 			`name = "app"`,
@@ -63,7 +71,7 @@ func TestParseErrors(t *testing.T) {
 			`verify = true`,
 			`[[route]]`,
 			`backend = "app"`),
-			`apex.toml:4: backend[0].tls: unknown key (valid keys: name, servers, conns, queue, pipeline, owner, connect_timeout, response_timeout, idle_timeout, balance, hash_key, health, circuit, limits, retry)`},
+			`apex.toml:4: backend[0].tls: unknown key (valid keys: name, servers, conns, queue, pipeline, splice, owner, connect_timeout, response_timeout, idle_timeout, balance, hash_key, health, circuit, limits, retry)`},
 		{"unknown nested array of tables", doc(
 			`[[backend]]`,
 			`name = "app"`,
@@ -75,7 +83,7 @@ func TestParseErrors(t *testing.T) {
 			`path = "/healthz"`,
 			`[[route]]`,
 			`backend = "app"`),
-			`apex.toml:7: backend[1].check: unknown key (valid keys: name, servers, conns, queue, pipeline, owner, connect_timeout, response_timeout, idle_timeout, balance, hash_key, health, circuit, limits, retry)`},
+			`apex.toml:7: backend[1].check: unknown key (valid keys: name, servers, conns, queue, pipeline, splice, owner, connect_timeout, response_timeout, idle_timeout, balance, hash_key, health, circuit, limits, retry)`},
 		{"unknown top-level table", withTail(
 			`[tls]`,
 			`cert = "x.pem"`),
@@ -87,7 +95,7 @@ func TestParseErrors(t *testing.T) {
 			`]`,
 			`[[route]]`,
 			`backend = "app"`),
-			`apex.toml:3: backend[1].foo: unknown key (valid keys: name, servers, conns, queue, pipeline, owner, connect_timeout, response_timeout, idle_timeout, balance, hash_key, health, circuit, limits, retry)`},
+			`apex.toml:3: backend[1].foo: unknown key (valid keys: name, servers, conns, queue, pipeline, splice, owner, connect_timeout, response_timeout, idle_timeout, balance, hash_key, health, circuit, limits, retry)`},
 		{"unknown quoted key", withTail(
 			`[server]`,
 			`"max body" = 1`),
@@ -717,6 +725,7 @@ name = "app"
 servers = ["10.0.0.1:9000 weight=3", "app-2.internal:9000"]
 conns = 32
 queue = 128
+splice = false
 owner = "loop"
 connect_timeout = "250ms"
 response_timeout = "15s"
@@ -827,6 +836,7 @@ func fullConfig(source string) *Config {
 				Servers: []ServerAddr{{"10.0.0.1:9000", 3}, {"app-2.internal:9000", 1}},
 				Conns:   32,
 				Queue:   128, Pipeline: 1,
+				Splice:          new(bool),
 				Owner:           "loop",
 				ConnectTimeout:  Duration(250 * time.Millisecond),
 				ResponseTimeout: Duration(15 * time.Second),
@@ -1152,4 +1162,17 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip changed the config:\n got  %+v\n want %+v", back, c)
 		}
 	})
+}
+
+func TestSpliceDefaultsOn(t *testing.T) {
+	c, err := Parse("minimal.toml", []byte(minimalTOML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Backends[0].SpliceOn() {
+		t.Error("splice is off by default")
+	}
+	if full := fullConfig("full.toml"); full.Backends[0].SpliceOn() {
+		t.Error("splice = false left splicing on")
+	}
 }

@@ -90,7 +90,7 @@ var (
 	serverKeys  = []string{"listen", "loops", "header_timeout", "idle_timeout", "body_timeout", "shutdown_grace", "max_request_line", "max_header_bytes", "max_header_fields", "max_body_bytes", "output_buffer"}
 	adminKeys   = []string{"listen"}
 	logKeys     = []string{"level", "access", "format"}
-	backendKeys = []string{"name", "servers", "conns", "queue", "pipeline", "owner", "connect_timeout", "response_timeout", "idle_timeout",
+	backendKeys = []string{"name", "servers", "conns", "queue", "pipeline", "splice", "owner", "connect_timeout", "response_timeout", "idle_timeout",
 		"balance", "hash_key", "health", "circuit", "limits", "retry"}
 	serverAddrKeys = []string{"addr", "weight"} // a server written as a table
 	healthKeys     = []string{"path", "interval", "timeout", "rise", "fall"}
@@ -241,6 +241,13 @@ func (d *decoder) backend(path string, v any, b *Backend) {
 	d.intField(m, path, "conns", minConns, maxConns, &b.Conns)
 	d.intField(m, path, "queue", minQueue, maxQueue, &b.Queue)
 	d.intField(m, path, "pipeline", minPipeline, maxPipeline, &b.Pipeline)
+	if v, ok := m["splice"]; ok {
+		if on, ok := v.(bool); ok {
+			b.Splice = &on
+		} else {
+			d.typeError(joinKey(path, "splice"), "a boolean", v)
+		}
+	}
 	d.enumField(m, path, "owner", &b.Owner, "goroutine", "loop")
 	d.durationField(m, path, "connect_timeout", &b.ConnectTimeout)
 	d.durationField(m, path, "response_timeout", &b.ResponseTimeout)

@@ -46,6 +46,12 @@ type Conn struct {
 	// ready-list link
 	rnext *Conn
 
+	// splicing (see splice.go): c's next spliceLeft input bytes go to
+	// spliceTo; spliceFrom is the connection splicing into c.
+	spliceTo, spliceFrom *Conn
+	spliceLeft           int64
+	readMax              int // a read takes at most this much (0: the loop's 64 KiB buffer)
+
 	remote netip.AddrPort
 
 	// Ctx is the handler's per-connection state.
@@ -117,6 +123,12 @@ func (c *Conn) ResumeRead() {
 		c.loop.schedule(c)
 	}
 }
+
+// SetReadMax caps each read of c at n bytes (0: no cap beyond the loop's
+// 64 KiB buffer). A handler that splices uses it so that the first read of
+// a large response takes its head and little more, leaving the rest in
+// the socket to be spliced.
+func (c *Conn) SetReadMax(n int) { c.readMax = n }
 
 // Buffered is the unconsumed input held for c.
 func (c *Conn) Buffered() int { return len(c.in) }

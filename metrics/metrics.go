@@ -21,6 +21,8 @@ type Snapshot struct {
 	// Upstream bytes moved by loop-owned connections (owner = "loop").
 	UpstreamBytesIn  uint64
 	UpstreamBytesOut uint64
+	// SplicedBytes of the upstream bytes in went to clients by splice(2).
+	SplicedBytes uint64
 
 	Refused        map[int]uint64 // Apex's refusals of bad requests, by status
 	UpstreamErrors map[int]uint64 // Apex's answers for failed exchanges (502, 503, 504), by status
@@ -77,6 +79,7 @@ var (
 	dConns        = prometheus.NewDesc("apex_client_connections", "Open client connections.", nil, nil)
 	dAccepted     = prometheus.NewDesc("apex_client_connections_accepted_total", "Client connections accepted.", nil, nil)
 	dBytes        = prometheus.NewDesc("apex_bytes_total", "Bytes read (in) and written (out) on client sockets and on loop-owned upstream sockets.", []string{"side", "direction"}, nil)
+	dSpliced      = prometheus.NewDesc("apex_spliced_bytes_total", "Response body bytes moved from upstream to client sockets by splice(2), without a copy through Apex (also counted in apex_bytes_total).", nil, nil)
 	dUpConns      = prometheus.NewDesc("apex_upstream_connections", "Open upstream connections per server.", []string{"backend", "server"}, nil)
 	dOutst        = prometheus.NewDesc("apex_upstream_outstanding_requests", "Requests sent to a server and not yet answered.", []string{"backend", "server"}, nil)
 	dQueue        = prometheus.NewDesc("apex_backend_queue_depth", "Requests waiting for an upstream connection.", []string{"backend"}, nil)
@@ -104,7 +107,7 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dRequests, dDuration, dUpstream, dConns, dAccepted, dBytes, dUpConns, dOutst, dQueue, dRefused, dUpErr, dShed, dRetries, dUp, dCircuit, dLimit, dReloads, dLogLines, dLogDrops, dLogErrs, dDraining} {
+	for _, d := range []*prometheus.Desc{dRequests, dDuration, dUpstream, dConns, dAccepted, dBytes, dSpliced, dUpConns, dOutst, dQueue, dRefused, dUpErr, dShed, dRetries, dUp, dCircuit, dLimit, dReloads, dLogLines, dLogDrops, dLogErrs, dDraining} {
 		ch <- d
 	}
 }
@@ -148,6 +151,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dBytes, s.ClientBytesOut, "client", "out")
 	counter(dBytes, s.UpstreamBytesIn, "upstream", "in")
 	counter(dBytes, s.UpstreamBytesOut, "upstream", "out")
+	counter(dSpliced, s.SplicedBytes)
 	for _, b := range s.Backends {
 		gauge(dQueue, float64(b.Queue), b.Name)
 		for _, sv := range b.Servers {

@@ -226,6 +226,16 @@ func (cl *client) ResponseBody(b []byte) bool {
 	return false
 }
 
+// SpliceTarget implements backend.Client.
+func (cl *client) SpliceTarget() *loop.Conn { return cl.c }
+
+// ResponseSpliced implements backend.Client.
+func (cl *client) ResponseSpliced(full bool) {
+	if full {
+		cl.c.SetTimeout(cl.w.cfg.sendTimeout)
+	}
+}
+
 // ResponseEnd implements backend.Client.
 func (cl *client) ResponseEnd() {
 	cl.uc = nil

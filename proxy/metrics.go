@@ -126,6 +126,7 @@ func (s *Server) Snapshot() *metrics.Snapshot {
 		snap.ClientBytesOut += ls.loop.ClientBytesOut
 		snap.UpstreamBytesIn += ls.loop.UpstreamBytesIn
 		snap.UpstreamBytesOut += ls.loop.UpstreamBytesOut
+		snap.SplicedBytes += ls.loop.SplicedBytes
 		snap.Retries += ls.retries
 		for i, ss := range ls.servers {
 			snap.Backends[i].Queue += ls.waiting[i]
