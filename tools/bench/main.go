@@ -60,11 +60,13 @@ type options struct {
 	profilePath   string
 
 	serveBackend string // hidden: run the evio backend on this address
+	serveFloor   string // hidden: run the floor forwarder on this address
+	floorUp      string // hidden: the floor forwarder's upstream
 	watchdog     bool   // hidden: run as the cleanup watchdog (see proc.go)
 }
 
 // hiddenFlags are internal and left out of -h.
-var hiddenFlags = map[string]bool{"serve-backend": true, "watchdog": true}
+var hiddenFlags = map[string]bool{"serve-backend": true, "serve-floor": true, "floor-upstream": true, "watchdog": true}
 
 func parseFlags(args []string) (*options, error) {
 	o := &options{}
@@ -73,7 +75,7 @@ func parseFlags(args []string) (*options, error) {
 	var targets, conns, conns64k string
 	fs.StringVar(&o.out, "out", "bench-out", "output directory for results.json, results.md, charts, logs, profiles")
 	fs.BoolVar(&o.quick, "quick", false, "one short point per target (small body, 64 conns, 5s, 1 repeat); explicit flags still win")
-	fs.StringVar(&targets, "targets", strings.Join(allTargets, ","), "comma-separated targets: direct, apex, nginx, haproxy, or an apex variant ("+strings.Join(variantOrder, ", ")+"); a scenario may choose its own")
+	fs.StringVar(&targets, "targets", strings.Join(allTargets, ","), "comma-separated targets: direct, apex, nginx, haproxy, floor (the blind forwarder that gives the floor of CPU per request), or an apex variant ("+strings.Join(variantOrder, ", ")+"); a scenario may choose its own")
 	fs.StringVar(&conns, "conns", "16,64,256", "connection counts for the 14-byte body (/)")
 	fs.StringVar(&conns64k, "conns-64k", "64", "connection counts for the 64 KiB body (/64k); empty to skip")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured wrk run (whole seconds); with -scenario soak, the length of the soak")
@@ -102,6 +104,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.profileConns, "profile-conns", 64, "wrk connections while profiling")
 	fs.StringVar(&o.profilePath, "profile-path", "/", "request path while profiling (/ or /64k)")
 	fs.StringVar(&o.serveBackend, "serve-backend", "", "internal: serve the evio backend on ADDR")
+	fs.StringVar(&o.serveFloor, "serve-floor", "", "internal: run the floor forwarder on ADDR")
+	fs.StringVar(&o.floorUp, "floor-upstream", "", "internal: the floor forwarder's upstream ADDR")
 	fs.BoolVar(&o.watchdog, "watchdog", false, "internal: kill the process groups named on stdin when it closes")
 	fs.Usage = func() {
 		w := os.Stderr
@@ -317,6 +321,13 @@ func main() {
 	if o.serveBackend != "" {
 		if err := serveBackend(o.serveBackend, o.backendLoops); err != nil {
 			fmt.Fprintln(os.Stderr, "backend:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if o.serveFloor != "" {
+		if err := serveFloor(o.serveFloor, o.floorUp); err != nil {
+			fmt.Fprintln(os.Stderr, "floor:", err)
 			os.Exit(1)
 		}
 		return

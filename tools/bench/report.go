@@ -294,7 +294,7 @@ func writeJSON(path string, r *report) error {
 func peerBest(all []pointResult, self pointResult) (bestRPS, bestCPU *pointResult) {
 	for i := range all {
 		o := &all[i]
-		if o.Target == self.Target || !isProxy(o.Target) || o.Body != self.Body ||
+		if o.Target == self.Target || !isPeer(o.Target) || o.Body != self.Body ||
 			o.Conns != self.Conns || o.Path != self.Path || o.RPS <= 0 {
 			continue
 		}

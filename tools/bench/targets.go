@@ -18,9 +18,16 @@ const (
 	tApex    = "apex"
 	tNginx   = "nginx"
 	tHAProxy = "haproxy"
+	// tFloor is the blind forwarder of floor.go: not a proxy to compare
+	// with, but the cost below which no non-batching proxy can go.
+	tFloor = "floor"
 )
 
 var allTargets = []string{tDirect, tApex, tNginx, tHAProxy}
+
+// isPeer reports whether a target is a proxy to rank against the others
+// (the floor is measured beside them, not ranked among them).
+func isPeer(name string) bool { return isProxy(name) && name != tFloor }
 
 func isProxy(name string) bool { return name != tDirect }
 
@@ -74,7 +81,7 @@ func lookTarget(name string) (ok bool, note string) {
 		return true, ""
 	}
 	switch name {
-	case tDirect:
+	case tDirect, tFloor:
 		return true, ""
 	case tNginx, tHAProxy:
 		if _, err := exec.LookPath(name); err != nil {
@@ -165,6 +172,13 @@ func startTarget(name string, env targetEnv) (*target, error) {
 			return nil, err
 		}
 		argv = []string{t.binary, "-config", t.config}
+	case name == tFloor:
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		t.binary = exe
+		argv = []string{exe, "-serve-floor", t.addr, "-floor-upstream", env.backendAddr}
 	case name == tNginx:
 		bin, err := exec.LookPath("nginx")
 		if err != nil {

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The floor target is the cheapest thing that can stand where a proxy
+// stands: one thread, one epoll, each client connection paired with its own
+// upstream connection, bytes forwarded blind in both directions. It parses
+// nothing, routes nothing, times nothing and never batches: per request it
+// makes exactly the system calls a non-pipelining proxy cannot avoid (read
+// the client, write the upstream, read the upstream, write the client, and
+// its share of epoll_wait). Its CPU time per request is therefore the floor
+// for a proxy on this machine and layout; a proxy's distance to it is its
+// own overhead.
+//
+// It is not a proxy: a full socket makes it wait for that socket (poll)
+// instead of serving others, and it keeps no bound on anything. It exists
+// only to be measured (target "floor").
+
+// floorPair is one client connection and its upstream connection.
+type floorPair struct {
+	client, upstream int
+}
+
+// serveFloor runs the floor forwarder on listen, pairing each accepted
+// connection with a new connection to upstream. It returns only on error.
+func serveFloor(listen, upstream string) error {
+	runtime.LockOSThread()
+	la, err := netip.ParseAddrPort(listen)
+	if err != nil {
+		return err
+	}
+	ua, err := netip.ParseAddrPort(upstream)
+	if err != nil {
+		return err
+	}
+	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	unix.SetsockoptInt(lfd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err := unix.Bind(lfd, &unix.SockaddrInet4{Port: int(la.Port()), Addr: la.Addr().As4()}); err != nil {
+		return err
+	}
+	if err := unix.Listen(lfd, 4096); err != nil {
+		return err
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, lfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(lfd)}); err != nil {
+		return err
+	}
+	peer := map[int]int{} // fd -> the fd its bytes go to
+	buf := make([]byte, 64<<10)
+	events := make([]unix.EpollEvent, 256)
+	for {
+		// A bounded wait, so that the runtime can stop this thread for a
+		// GC between events even when no traffic comes.
+		n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 100, 0, 0)
+		if e != 0 && e != unix.EINTR {
+			return fmt.Errorf("epoll_wait: %v", e)
+		}
+		for i := 0; i < int(n); i++ {
+			fd := int(events[i].Fd)
+			if fd == lfd {
+				floorAccept(lfd, epfd, ua, peer)
+				continue
+			}
+			to, ok := peer[fd]
+			if !ok {
+				continue
+			}
+			if !floorForward(fd, to, buf) {
+				unix.Close(fd)
+				unix.Close(to)
+				delete(peer, fd)
+				delete(peer, to)
+			}
+		}
+	}
+}
+
+// floorAccept accepts what is waiting and dials an upstream for each.
+func floorAccept(lfd, epfd int, ua netip.AddrPort, peer map[int]int) {
+	for {
+		cfd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			return
+		}
+		ufd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err == nil {
+			err = unix.Connect(ufd, &unix.SockaddrInet4{Port: int(ua.Port()), Addr: ua.Addr().As4()})
+			if err == nil {
+				err = unix.SetNonblock(ufd, true)
+			}
+		}
+		if err != nil {
+			unix.Close(cfd)
+			if ufd >= 0 {
+				unix.Close(ufd)
+			}
+			continue
+		}
+		for _, fd := range []int{cfd, ufd} {
+			unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+			unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)})
+		}
+		peer[cfd], peer[ufd] = ufd, cfd
+	}
+}
+
+// floorForward reads what from holds (one read: the epoll is
+// level-triggered, so anything left brings it back) and writes it all to
+// to; false when either side is done.
+func floorForward(from, to int, buf []byte) bool {
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(from), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return true
+	}
+	if e != 0 || n == 0 {
+		return false
+	}
+	out := buf[:n]
+	for len(out) > 0 {
+		m, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(to), uintptr(unsafe.Pointer(&out[0])), uintptr(len(out)))
+		switch {
+		case e == unix.EAGAIN:
+			pfd := []unix.PollFd{{Fd: int32(to), Events: unix.POLLOUT}}
+			unix.Poll(pfd, 1000)
+			continue
+		case e == unix.EINTR:
+			continue
+		case e != 0:
+			return false
+		}
+		out = out[m:]
+	}
+	return true
+}
