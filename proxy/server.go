@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,9 @@ type Server struct {
 	backends []*backend.Backend
 	retired  []*backend.Backend
 	reloads  [2]atomic.Uint64 // [0] failed, [1] succeeded
+	// blocking: the loops sleep in epoll_wait (loop.Config.BlockingWait)
+	// because no backend is goroutine-owned; fixed at start.
+	blocking bool
 
 	// Metrics ids of (route label, backend) pairs, kept across reloads so
 	// counters stay monotonic; id 0 is requests answered before routing.
@@ -153,10 +157,22 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.alog.Store(alog)
 	wc.alog = alog
+	s.blocking = !hasGoroutineOwner(cfg)
+	loops := cfg.Server.Loops
+	if loops == 0 {
+		loops = startProcs
+	}
+	if s.blocking && runtime.GOMAXPROCS(0) < loops+1 {
+		// A sleeping loop keeps its P (loop.Config.BlockingWait): one P
+		// more than there are loops is for everything else (the access
+		// log's writer, health-check tickers, the admin endpoint).
+		runtime.GOMAXPROCS(loops + 1)
+	}
 	g, err := loop.NewGroup(loop.Config{
-		Loops:       cfg.Server.Loops,
-		OutputBound: cfg.Server.OutputBuffer,
-		Logger:      log,
+		Loops:        loops,
+		OutputBound:  cfg.Server.OutputBuffer,
+		Logger:       log,
+		BlockingWait: s.blocking,
 	}, cfg.Server.Listen, func(l *loop.Loop) loop.Handler {
 		w := &worker{srv: s, loop: l, cfg: wc, routes: rt}
 		s.workers = append(s.workers, w)
@@ -267,6 +283,9 @@ func (s *Server) reload(cfg *config.Config) error {
 	}
 	if cfg.Server.OutputBuffer != old.Server.OutputBuffer {
 		return fmt.Errorf("%s: server.output_buffer: changing it needs a restart (running %d)", cfg.Source, old.Server.OutputBuffer)
+	}
+	if s.blocking && hasGoroutineOwner(cfg) {
+		return fmt.Errorf("%s: backend.owner: a goroutine-owned backend needs a restart (the loops were started without one, so they sleep in epoll_wait and would starve its goroutines)", cfg.Source)
 	}
 	running := map[string]*backend.Backend{}
 	for _, b := range s.backends {
@@ -430,3 +449,19 @@ func (w *worker) beginDrain() {
 		}
 	})
 }
+
+// hasGoroutineOwner reports whether a backend of cfg uses the goroutine
+// owner, whose goroutines need the Ps that blocking loops would keep: the
+// loops then park in the netpoller instead.
+func hasGoroutineOwner(cfg *config.Config) bool {
+	for i := range cfg.Backends {
+		if cfg.Backends[i].Owner == "goroutine" {
+			return true
+		}
+	}
+	return false
+}
+
+// startProcs is GOMAXPROCS as the process started (the CPUs it may use):
+// the default number of loops, whatever New later sets GOMAXPROCS to.
+var startProcs = runtime.GOMAXPROCS(0)

@@ -23,13 +23,9 @@ import (
 // instead of serving others, and it keeps no bound on anything. It exists
 // only to be measured (target "floor").
 
-// floorPair is one client connection and its upstream connection.
-type floorPair struct {
-	client, upstream int
-}
-
 // serveFloor runs the floor forwarder on listen, pairing each accepted
-// connection with a new connection to upstream. It returns only on error.
+// connection with a new connection to upstream. It returns only on error
+// (never nil).
 func serveFloor(listen, upstream string) error {
 	runtime.LockOSThread()
 	la, err := netip.ParseAddrPort(listen)

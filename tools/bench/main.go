@@ -326,11 +326,9 @@ func main() {
 		return
 	}
 	if o.serveFloor != "" {
-		if err := serveFloor(o.serveFloor, o.floorUp); err != nil {
-			fmt.Fprintln(os.Stderr, "floor:", err)
-			os.Exit(1)
-		}
-		return
+		err := serveFloor(o.serveFloor, o.floorUp) // returns only on failure
+		fmt.Fprintln(os.Stderr, "floor:", err)
+		os.Exit(1)
 	}
 	if o.watchdog {
 		// outlive the bench's signals; only EOF on stdin ends it

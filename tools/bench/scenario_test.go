@@ -32,6 +32,14 @@ func TestMain(m *testing.M) {
 		}
 		return
 	}
+	if len(os.Args) > 2 && os.Args[1] == "-serve-floor" {
+		o, err := parseFlags(os.Args[1:])
+		if err == nil {
+			err = serveFloor(o.serveFloor, o.floorUp)
+		}
+		os.Stderr.WriteString("floor: " + err.Error() + "\n")
+		os.Exit(1)
+	}
 	code := m.Run()
 	if apexOnce.bin != "" {
 		os.RemoveAll(filepath.Dir(apexOnce.bin))
