@@ -21,24 +21,16 @@ import (
 // connections (docs/BENCHMARKS.md, performance log): sysmon alone used
 // about 2 µs of CPU per proxied request before this change.
 
-func rawRead(fd int, p []byte) (int, error) {
-	var ptr unsafe.Pointer
-	if len(p) > 0 {
-		ptr = unsafe.Pointer(&p[0])
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(ptr), uintptr(len(p)))
-	if e != 0 {
-		return 0, errnoErr(e)
-	}
-	return int(n), nil
-}
+func rawRead(fd int, p []byte) (int, error)  { return rawRW(unix.SYS_READ, fd, p) }
+func rawWrite(fd int, p []byte) (int, error) { return rawRW(unix.SYS_WRITE, fd, p) }
 
-func rawWrite(fd int, p []byte) (int, error) {
+// rawRW is read(2) or write(2) (trap) on fd with p.
+func rawRW(trap uintptr, fd int, p []byte) (int, error) {
 	var ptr unsafe.Pointer
 	if len(p) > 0 {
 		ptr = unsafe.Pointer(&p[0])
 	}
-	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	n, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(ptr), uintptr(len(p)))
 	if e != 0 {
 		return 0, errnoErr(e)
 	}

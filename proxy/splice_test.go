@@ -46,6 +46,25 @@ func sizedBackend(t *testing.T) *countingBackend {
 	})
 }
 
+// getPatterned asks sizedBackend for size bytes of seed's pattern on c
+// and checks that exactly those came back.
+func getPatterned(c net.Conn, br *bufio.Reader, size, seed int) error {
+	fmt.Fprintf(c, "GET /%d/%d HTTP/1.1\r\nHost: x\r\n\r\n", size, seed)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return err
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, patterned(size, seed)) {
+		return fmt.Errorf("GET /%d/%d: %d bytes, not the ones sent", size, seed, len(got))
+	}
+	return nil
+}
+
 func splicedBytes(s *Server) uint64 { return s.Snapshot().SplicedBytes }
 
 // Large Content-Length bodies reach the client byte for byte, spliced or
@@ -63,19 +82,8 @@ func TestSpliceLargeBodiesExact(t *testing.T) {
 				c.SetDeadline(time.Now().Add(60 * time.Second))
 				for round := 0; round < 2; round++ {
 					for i, size := range sizes {
-						seed := g*31 + i + round
-						fmt.Fprintf(c, "GET /%d/%d HTTP/1.1\r\nHost: x\r\n\r\n", size, seed)
-						resp, err := http.ReadResponse(br, nil)
-						if err != nil {
-							return err
-						}
-						got, err := io.ReadAll(resp.Body)
-						resp.Body.Close()
-						if err != nil {
-							return err
-						}
-						if !bytes.Equal(got, patterned(size, seed)) {
-							return fmt.Errorf("client %d: GET /%d/%d: %d bytes, not the ones sent", g, size, seed, len(got))
+						if err := getPatterned(c, br, size, g*31+i+round); err != nil {
+							return fmt.Errorf("client %d: %w", g, err)
 						}
 					}
 				}
@@ -235,19 +243,8 @@ func TestSplicePipelinedUpstream(t *testing.T) {
 	wait := goClients(addr, 12, func(g int, c net.Conn, br *bufio.Reader) error {
 		c.SetDeadline(time.Now().Add(60 * time.Second))
 		for i := 0; i < 15; i++ {
-			size, seed := sizes[(g+i)%len(sizes)], g*100+i
-			fmt.Fprintf(c, "GET /%d/%d HTTP/1.1\r\nHost: x\r\n\r\n", size, seed)
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				return err
-			}
-			got, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				return err
-			}
-			if !bytes.Equal(got, patterned(size, seed)) {
-				return fmt.Errorf("client %d: GET /%d/%d: %d bytes, not the ones sent", g, size, seed, len(got))
+			if err := getPatterned(c, br, sizes[(g+i)%len(sizes)], g*100+i); err != nil {
+				return fmt.Errorf("client %d: %w", g, err)
 			}
 		}
 		return nil
