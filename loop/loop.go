@@ -277,25 +277,34 @@ func newLoop(id int, cfg Config) (*Loop, error) {
 		l.closeFDs()
 		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
 	}
-	{
-		// An epoll fd is itself pollable: it is readable when it has
-		// ready events. Handing it to the Go netpoller lets the loop
-		// goroutine park like any network goroutine, so the P it runs on
-		// is free for the owners while the loop waits.
-		if err := unix.SetNonblock(epfd, true); err != nil {
+	if !cfg.BlockingWait {
+		if err := l.setupPark(); err != nil {
 			l.closeFDs()
 			return nil, err
 		}
-		l.epf = os.NewFile(uintptr(epfd), "epoll")
-		rc, err := l.epf.SyscallConn()
-		if err != nil {
-			l.closeFDs()
-			return nil, err
-		}
-		l.eprc = rc
-		l.pollFn = l.pollOnce
 	}
 	return l, nil
+}
+
+// setupPark hands the epoll fd to the Go netpoller, so that the loop can
+// park. An epoll fd is itself pollable: it is readable when it has ready
+// events, and the loop goroutine then parks like any network goroutine,
+// leaving its P to others while it waits. A loop that sleeps in
+// epoll_wait instead (BlockingWait) does this only if it ever has to park:
+// once registered, every event also wakes the runtime's own poller, a
+// thread switch per burst that a sleeping loop does not need.
+func (l *Loop) setupPark() error {
+	if err := unix.SetNonblock(l.epfd, true); err != nil {
+		return err
+	}
+	l.epf = os.NewFile(uintptr(l.epfd), "epoll")
+	rc, err := l.epf.SyscallConn()
+	if err != nil {
+		return err
+	}
+	l.eprc = rc
+	l.pollFn = l.pollOnce
+	return nil
 }
 
 // wait returns ready events, waiting at most timeoutMs (-1: no limit).
@@ -316,6 +325,11 @@ func (l *Loop) wait(timeoutMs int) (int, error) {
 			timeoutMs = maxBlockMs
 		}
 		return rawWait(l.epfd, l.events, timeoutMs)
+	}
+	if l.eprc == nil {
+		if err := l.setupPark(); err != nil {
+			return rawWait(l.epfd, l.events, min(max(timeoutMs, 0), maxBlockMs))
+		}
 	}
 	if timeoutMs > 0 {
 		now := time.Now().UnixNano()
@@ -373,7 +387,6 @@ func (l *Loop) closeFDs() {
 	}
 	if l.epf != nil {
 		l.epf.Close()
-		l.epf = nil
 	} else if l.epfd > 0 {
 		unix.Close(l.epfd)
 	}
