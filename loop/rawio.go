@@ -48,21 +48,6 @@ func rawPoll(epfd int, events []unix.EpollEvent) (int, error) {
 	return int(n), nil
 }
 
-// rawWait is epoll_wait for up to timeoutMs, through RawSyscall: the
-// runtime does not know the thread sleeps, so the loop keeps its P (see
-// Config.BlockingWait for why, and maxBlockMs for the bound).
-func rawWait(epfd int, events []unix.EpollEvent, timeoutMs int) (int, error) {
-	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd),
-		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(timeoutMs), 0, 0)
-	if e != 0 {
-		if e == unix.EINTR {
-			return 0, nil
-		}
-		return 0, errnoErr(e)
-	}
-	return int(n), nil
-}
-
 // errnoErr returns the shared error values for the common errnos, so the
 // hot path's EAGAIN allocates nothing (as x/sys/unix does).
 func errnoErr(e syscall.Errno) error {
