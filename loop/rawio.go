@@ -48,6 +48,18 @@ func rawPoll(epfd int, events []unix.EpollEvent) (int, error) {
 	return int(n), nil
 }
 
+// rawWait is epoll_wait for up to timeoutMs through RawSyscall: the
+// runtime does not know the thread sleeps, so the loop keeps its P and
+// pays no entersyscall (see Loop.wait for when it is used).
+func rawWait(epfd int, events []unix.EpollEvent, timeoutMs int) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd),
+		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(timeoutMs), 0, 0)
+	if e != 0 {
+		return 0, errnoErr(e)
+	}
+	return int(n), nil
+}
+
 // errnoErr returns the shared error values for the common errnos, so the
 // hot path's EAGAIN allocates nothing (as x/sys/unix does).
 func errnoErr(e syscall.Errno) error {
