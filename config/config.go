@@ -64,7 +64,8 @@ type Server struct {
 	Listen []string `toml:"listen"`
 
 	// Loops is the number of event loops, TOML "loops", 0..1024. Default 0,
-	// and zero means one loop per GOMAXPROCS, which is right unless the
+	// and zero means one loop per GOMAXPROCS as the process started (Apex
+	// may raise GOMAXPROCS by one, see README), which is right unless the
 	// proxy shares the machine with other busy processes.
 	Loops int `toml:"loops"`
 
@@ -197,8 +198,8 @@ type Backend struct {
 	// zero means the default.
 	Pipeline int `toml:"pipeline"`
 
-	// Splice moves large response bodies (Content-Length, 16 KiB or more
-	// left after the first read) from the upstream socket to the client's
+	// Splice moves large response bodies (Content-Length, 8 KiB or more
+	// left after the read that held the head) from the upstream socket to the client's
 	// with splice(2), without copying them through Apex, TOML "splice";
 	// like HAProxy's "option splice-response", but on by default. Only
 	// with owner = "loop". Default true; nil means the default.

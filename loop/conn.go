@@ -13,7 +13,9 @@ import (
 // Invariant: 0 <= outOff <= len(out); pending output is out[outOff:] and
 // its length never exceeds what the handler chose to Write (the handler is
 // responsible for stopping at OutFull, which is how backpressure works);
-// in holds only unconsumed input; fd == -1 once closed.
+// in holds only unconsumed input; fd == -1 once closed; spliceTo != nil
+// exactly while spliceLeft > 0, and then spliceTo.spliceFrom == c (a pair
+// ends when either side closes), and in is empty while c splices.
 type Conn struct {
 	fd   int
 	loop *Loop

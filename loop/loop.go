@@ -91,7 +91,8 @@ const (
 // ready list at most once (c.scheduled); each turn runs at most 4096 door
 // tasks and 256 accepts per listener before serving sockets again; rbuf
 // (64 KiB) is the only read buffer not owned by a connection and is valid
-// only during one Data call.
+// only during one Data call (or one unpipe); the splice pipe (at most
+// pipeCap bytes) is empty whenever no splice call is running (splice.go).
 type Loop struct {
 	id        int
 	cfg       Config

@@ -155,7 +155,7 @@ func (l *Loop) splice(c *Conn) bool {
 		out += m
 	}
 	l.stats.bytesOut[dst.side] += uint64(out)
-	dst.written += uint64(n)
+	dst.written += uint64(out) // what unpipe puts back is counted by Write
 	full := false
 	switch {
 	case out == n:
@@ -208,14 +208,7 @@ func (l *Loop) unpipe(dst *Conn, k int) {
 			return
 		}
 		k -= m
-		if dst.fd >= 0 {
-			// Not Write: these bytes were already counted in written.
-			if dst.out == nil {
-				dst.out = l.bufs.get(m)
-			}
-			dst.out = l.bufs.grow(dst.out, m)
-			dst.out = append(dst.out, l.rbuf[:m]...)
-		}
+		dst.Write(l.rbuf[:m]) // nothing once dst has closed
 	}
 }
 
