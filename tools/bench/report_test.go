@@ -217,6 +217,32 @@ func TestMarkdownRatios(t *testing.T) {
 	}
 }
 
+// An apex variant beside apex does not become apex's peer: both are ranked
+// against nginx, and nginx against the best of them.
+func TestPeerBestSkipsOtherApexTargets(t *testing.T) {
+	r := sampleReport()
+	r.Results = append(r.Results, aggregate("apex-pipe8", "pinned", "", smallPt, []runResult{run1(1, 1800, 8, 8000, 0)}))
+	find := func(name string) pointResult {
+		for _, p := range r.Results {
+			if p.Target == name {
+				return p
+			}
+		}
+		t.Fatalf("no %s in the sample", name)
+		return pointResult{}
+	}
+	for _, tc := range []struct{ self, rps, cpu string }{
+		{tApex, tNginx, tNginx},
+		{"apex-pipe8", tNginx, tNginx},
+		{tNginx, "apex-pipe8", "apex-pipe8"},
+	} {
+		rps, cpu := peerBest(r.Results, find(tc.self))
+		if rps == nil || cpu == nil || rps.Target != tc.rps || cpu.Target != tc.cpu {
+			t.Errorf("peerBest(%s) = %v, %v; want %s, %s", tc.self, rps, cpu, tc.rps, tc.cpu)
+		}
+	}
+}
+
 // A proxy that makes the backend work much harder than direct does gets a note.
 func TestMarkdownBackendCostNote(t *testing.T) {
 	r := sampleReport()

@@ -174,3 +174,16 @@ func init() {
 		Base:        true,
 	})
 }
+
+// The tuned settings that the performance targets are checked with, as
+// targets of their own, so that Apex's default and tuned configurations
+// run in one interleaved session beside direct, nginx and HAProxy.
+func init() {
+	for _, depth := range []int{8, 16} {
+		registerApexVariant(apexVariant{
+			Name:        fmt.Sprintf("apex-pipe%d", depth),
+			Description: fmt.Sprintf("apex with pipeline = %d: up to %d idempotent requests in flight on one upstream connection", depth, depth),
+			Backend:     fmt.Sprintf("pipeline = %d", depth),
+		})
+	}
+}
