@@ -2,6 +2,7 @@ package backend
 
 import (
 	"github.com/apex-epoll/apex/balance"
+	"github.com/apex-epoll/apex/cacheline"
 	"github.com/apex-epoll/apex/config"
 	"github.com/apex-epoll/apex/health"
 	"github.com/apex-epoll/apex/limit"
@@ -66,6 +67,7 @@ const (
 // Attempt().waiting set and holds no admission; a client is never both
 // here and in a pool's queue.
 type LoopBackend struct {
+	_       cacheline.Pad // written on every request by its loop only
 	l       *loop.Loop
 	b       *Backend
 	cfg     *config.Backend
@@ -77,6 +79,7 @@ type LoopBackend struct {
 	waiters []Client
 	kicking bool
 	panics  uint64 // requests sent while no server was up
+	_       cacheline.Pad
 }
 
 func newLoopBackend(b *Backend, l *loop.Loop, pools []*LoopPool, bal *balance.Balancer) *LoopBackend {

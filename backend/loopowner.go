@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/apex-epoll/apex/cacheline"
 	"github.com/apex-epoll/apex/h1parse"
 	"github.com/apex-epoll/apex/loop"
 	"github.com/apex-epoll/apex/retry"
@@ -64,6 +65,7 @@ type Client interface {
 // admission given back); scratch holds one response head or chunk-size
 // line at a time; once retired, idle stays empty.
 type LoopPool struct {
+	_       cacheline.Pad // written on every request by its loop only
 	l       *loop.Loop
 	addr    netip.AddrPort
 	cfg     OwnerConfig
@@ -85,6 +87,7 @@ type LoopPool struct {
 	retired bool
 	lb      *LoopBackend // the loop's backend this pool serves one server of
 	idx     int          // the server's index in lb
+	_       cacheline.Pad
 }
 
 // fail ends cl's try on this server without a response: stage says how far

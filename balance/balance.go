@@ -1,6 +1,10 @@
 package balance
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/apex-epoll/apex/cacheline"
+)
 
 // Policy is how a Balancer picks a server.
 type Policy uint8
@@ -58,11 +62,13 @@ type Server struct {
 // availPos is the index of this server in Balancer.avail when it is
 // available, else -1.
 type server struct {
+	_           cacheline.Pad // the array is per loop and written per request
 	weight      int64
 	outstanding int64
 	current     int64 // smooth weighted round robin's running weight
 	lat         ewma  // latency, see p2c.go
 	availPos    int
+	_           cacheline.Pad
 }
 
 // Balancer picks one of a fixed set of servers. It is owned by one
@@ -73,12 +79,14 @@ type server struct {
 // never changes after New; ring is nil unless policy == Hash and is never
 // written after New, so clones may share it.
 type Balancer struct {
+	_       cacheline.Pad // one per loop, written per request
 	policy  Policy
 	servers []server
 	avail   []int
 	rng     uint64 // wyrand state
 	pool    ewma   // every server's samples, the price of servers without any
 	ring    *ring
+	_       cacheline.Pad
 }
 
 // New returns a Balancer of policy p over servers, all of them available,

@@ -81,7 +81,11 @@
 // server's no-load latency.
 package limit
 
-import "math"
+import (
+	"math"
+
+	"github.com/apex-epoll/apex/cacheline"
+)
 
 // Defaults, applied by New to zero fields of Config.
 const (
@@ -155,6 +159,7 @@ type Config struct {
 // successful sample closes, and positive after it; then baseline ==
 // min(ref, long).
 type Limiter struct {
+	_                  cacheline.Pad // one per loop and server, written per request
 	minLimit, maxLimit float64
 	limit              float64
 	inflight           int
@@ -174,6 +179,7 @@ type Limiter struct {
 	warmSum  float64 // warm-up samples' sum, ns, and count
 	warmN    int
 	baseline float64
+	_        cacheline.Pad
 }
 
 // New returns a Limiter at cfg's initial limit with nothing in flight.
