@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"runtime"
@@ -27,44 +28,23 @@ import (
 // connection with a new connection to upstream. It returns only on error
 // (never nil).
 func serveFloor(listen, upstream string) error {
-	runtime.LockOSThread()
-	la, err := netip.ParseAddrPort(listen)
-	if err != nil {
-		return err
-	}
 	ua, err := netip.ParseAddrPort(upstream)
 	if err != nil {
 		return err
 	}
-	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	lfd, epfd, err := floorListen(listen)
 	if err != nil {
-		return err
-	}
-	unix.SetsockoptInt(lfd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	if err := unix.Bind(lfd, &unix.SockaddrInet4{Port: int(la.Port()), Addr: la.Addr().As4()}); err != nil {
-		return err
-	}
-	if err := unix.Listen(lfd, 4096); err != nil {
-		return err
-	}
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return err
-	}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, lfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(lfd)}); err != nil {
 		return err
 	}
 	peer := map[int]int{} // fd -> the fd its bytes go to
 	buf := make([]byte, 64<<10)
 	events := make([]unix.EpollEvent, 256)
 	for {
-		// A bounded wait, so that the runtime can stop this thread for a
-		// GC between events even when no traffic comes.
-		n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 100, 0, 0)
-		if e != 0 && e != unix.EINTR {
-			return fmt.Errorf("epoll_wait: %v", e)
+		n, err := floorWait(epfd, events)
+		if err != nil {
+			return err
 		}
-		for i := 0; i < int(n); i++ {
+		for i := 0; i < n; i++ {
 			fd := int(events[i].Fd)
 			if fd == lfd {
 				floorAccept(lfd, epfd, ua, peer)
@@ -82,6 +62,118 @@ func serveFloor(listen, upstream string) error {
 			}
 		}
 	}
+}
+
+// floorListen locks the thread and opens a listener on listen and a
+// level-triggered epoll that watches it.
+func floorListen(listen string) (lfd, epfd int, err error) {
+	runtime.LockOSThread()
+	la, err := netip.ParseAddrPort(listen)
+	if err != nil {
+		return -1, -1, err
+	}
+	lfd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, -1, err
+	}
+	unix.SetsockoptInt(lfd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err := unix.Bind(lfd, &unix.SockaddrInet4{Port: int(la.Port()), Addr: la.Addr().As4()}); err != nil {
+		return -1, -1, err
+	}
+	if err := unix.Listen(lfd, 4096); err != nil {
+		return -1, -1, err
+	}
+	if epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return -1, -1, err
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, lfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(lfd)}); err != nil {
+		return -1, -1, err
+	}
+	return lfd, epfd, nil
+}
+
+// floorWait is one epoll_wait. It is bounded (100 ms), so that the runtime
+// can stop this thread for a GC between events even when no traffic comes.
+func floorWait(epfd int, events []unix.EpollEvent) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 100, 0, 0)
+	if e == unix.EINTR {
+		return 0, nil
+	}
+	if e != 0 {
+		return 0, fmt.Errorf("epoll_wait: %v", e)
+	}
+	return int(n), nil
+}
+
+// The origin target stands where a proxy stands but has no upstream: it
+// answers each read with the backend's response for the path on the
+// request line, as the bench's backend would. It makes, per request, only
+// the client side's system calls (one read, one write, its share of
+// epoll_wait), which any proxy makes whatever it does upstream, so its CPU
+// time per request is the floor of a proxy that batches its upstream side
+// perfectly (whose upstream cost per request tends to zero). Like the floor
+// it is only to be measured: it assumes one request per read (wrk does not
+// pipeline) and waits on a full socket.
+
+// serveOrigin runs the origin responder on listen. It returns only on
+// error (never nil).
+func serveOrigin(listen string) error {
+	lfd, epfd, err := floorListen(listen)
+	if err != nil {
+		return err
+	}
+	r := newResponder()
+	buf := make([]byte, 64<<10)
+	events := make([]unix.EpollEvent, 256)
+	for {
+		n, err := floorWait(epfd, events)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < n; i++ {
+			fd := int(events[i].Fd)
+			if fd == lfd {
+				originAccept(lfd, epfd)
+				continue
+			}
+			if !originAnswer(fd, r, buf) {
+				unix.Close(fd)
+			}
+		}
+	}
+}
+
+func originAccept(lfd, epfd int) {
+	for {
+		cfd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			return
+		}
+		unix.SetsockoptInt(cfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, cfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(cfd)})
+	}
+}
+
+// originAnswer reads one request from fd and writes its response; false
+// when the connection is done.
+func originAnswer(fd int, r *responder, buf []byte) bool {
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return true
+	}
+	if e != 0 || n == 0 {
+		return false
+	}
+	resp := r.notFound
+	// "GET /path HTTP/1.1": the path ends at the second space.
+	if line := buf[:n]; bytes.HasPrefix(line, []byte("GET ")) {
+		if end := bytes.IndexByte(line[4:], ' '); end >= 0 {
+			if b, ok := r.byPath[string(line[4:4+end])]; ok {
+				resp = b
+			}
+		}
+	}
+	return floorWriteAll(fd, resp)
 }
 
 // floorAccept accepts what is waiting and dials an upstream for each.
@@ -124,7 +216,12 @@ func floorForward(from, to int, buf []byte) bool {
 	if e != 0 || n == 0 {
 		return false
 	}
-	out := buf[:n]
+	return floorWriteAll(to, buf[:n])
+}
+
+// floorWriteAll writes out to fd, waiting in poll while the socket is
+// full; false on an error.
+func floorWriteAll(to int, out []byte) bool {
 	for len(out) > 0 {
 		m, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(to), uintptr(unsafe.Pointer(&out[0])), uintptr(len(out)))
 		switch {

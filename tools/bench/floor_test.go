@@ -83,3 +83,53 @@ func TestFloorForwards(t *testing.T) {
 		}
 	}
 }
+
+// The origin responder answers each request with exactly the bytes the
+// bench's backend sends for its path (404 for others), keep-alive, on
+// several connections.
+func TestOriginAnswersLikeTheBackend(t *testing.T) {
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(os.Args[0], "-serve-origin", addr) // a child, as for the floor
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	r := newResponder()
+	var conns []net.Conn
+	for tries := 0; len(conns) < 3; tries++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			if tries == 100 { // 2 s for the child to listen
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		conns = append(conns, c)
+	}
+	for i, c := range conns {
+		for _, path := range []string{"/", "/64k", "/nope", "/"} {
+			if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
+				t.Fatal(err)
+			}
+			want, ok := r.byPath[path]
+			if !ok {
+				want = r.notFound
+			}
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatalf("conn %d, %s: %v", i, path, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("conn %d, %s: got %q, want %q", i, path, got[:min(len(got), 80)], want[:min(len(want), 80)])
+			}
+		}
+	}
+}

@@ -21,13 +21,18 @@ const (
 	// tFloor is the blind forwarder of floor.go: not a proxy to compare
 	// with, but the cost below which no non-batching proxy can go.
 	tFloor = "floor"
+	// tOrigin is the responder of floor.go in the proxy's place, with no
+	// upstream: the cost of the client side alone, below which no proxy
+	// can go however well it batches upstream.
+	tOrigin = "origin"
 )
 
 var allTargets = []string{tDirect, tApex, tNginx, tHAProxy}
 
 // isPeer reports whether a target is a proxy to rank against the others
-// (the floor is measured beside them, not ranked among them).
-func isPeer(name string) bool { return isProxy(name) && name != tFloor }
+// (the floor and the origin are measured beside them, not ranked among
+// them).
+func isPeer(name string) bool { return isProxy(name) && name != tFloor && name != tOrigin }
 
 func isProxy(name string) bool { return name != tDirect }
 
@@ -81,7 +86,7 @@ func lookTarget(name string) (ok bool, note string) {
 		return true, ""
 	}
 	switch name {
-	case tDirect, tFloor:
+	case tDirect, tFloor, tOrigin:
 		return true, ""
 	case tNginx, tHAProxy:
 		if _, err := exec.LookPath(name); err != nil {
@@ -179,6 +184,13 @@ func startTarget(name string, env targetEnv) (*target, error) {
 		}
 		t.binary = exe
 		argv = []string{exe, "-serve-floor", t.addr, "-floor-upstream", env.backendAddr}
+	case name == tOrigin:
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		t.binary = exe
+		argv = []string{exe, "-serve-origin", t.addr}
 	case name == tNginx:
 		bin, err := exec.LookPath("nginx")
 		if err != nil {
