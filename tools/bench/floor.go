@@ -32,11 +32,27 @@ func serveFloor(listen, upstream string) error {
 	if err != nil {
 		return err
 	}
+	peer := map[int]int{} // fd -> the fd its bytes go to
+	return floorServe(listen, func(lfd, epfd int) { floorAccept(lfd, epfd, ua, peer) },
+		func(fd int, buf []byte) {
+			to, ok := peer[fd]
+			if ok && !floorForward(fd, to, buf) {
+				unix.Close(fd)
+				unix.Close(to)
+				delete(peer, fd)
+				delete(peer, to)
+			}
+		})
+}
+
+// floorServe is the loop of the floor and the origin: it listens on listen,
+// and for each event calls accept (the listener) or ready (a connection,
+// with a 64 KiB buffer to read into). It returns only on error.
+func floorServe(listen string, accept func(lfd, epfd int), ready func(fd int, buf []byte)) error {
 	lfd, epfd, err := floorListen(listen)
 	if err != nil {
 		return err
 	}
-	peer := map[int]int{} // fd -> the fd its bytes go to
 	buf := make([]byte, 64<<10)
 	events := make([]unix.EpollEvent, 256)
 	for {
@@ -45,20 +61,10 @@ func serveFloor(listen, upstream string) error {
 			return err
 		}
 		for i := 0; i < n; i++ {
-			fd := int(events[i].Fd)
-			if fd == lfd {
-				floorAccept(lfd, epfd, ua, peer)
-				continue
-			}
-			to, ok := peer[fd]
-			if !ok {
-				continue
-			}
-			if !floorForward(fd, to, buf) {
-				unix.Close(fd)
-				unix.Close(to)
-				delete(peer, fd)
-				delete(peer, to)
+			if fd := int(events[i].Fd); fd == lfd {
+				accept(lfd, epfd)
+			} else {
+				ready(fd, buf)
 			}
 		}
 	}
@@ -118,29 +124,12 @@ func floorWait(epfd int, events []unix.EpollEvent) (int, error) {
 // serveOrigin runs the origin responder on listen. It returns only on
 // error (never nil).
 func serveOrigin(listen string) error {
-	lfd, epfd, err := floorListen(listen)
-	if err != nil {
-		return err
-	}
 	r := newResponder()
-	buf := make([]byte, 64<<10)
-	events := make([]unix.EpollEvent, 256)
-	for {
-		n, err := floorWait(epfd, events)
-		if err != nil {
-			return err
+	return floorServe(listen, originAccept, func(fd int, buf []byte) {
+		if !originAnswer(fd, r, buf) {
+			unix.Close(fd)
 		}
-		for i := 0; i < n; i++ {
-			fd := int(events[i].Fd)
-			if fd == lfd {
-				originAccept(lfd, epfd)
-				continue
-			}
-			if !originAnswer(fd, r, buf) {
-				unix.Close(fd)
-			}
-		}
-	}
+	})
 }
 
 func originAccept(lfd, epfd int) {
