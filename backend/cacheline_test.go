@@ -23,7 +23,10 @@ func (idleHandler) Closed(*loop.Conn, error)    {}
 // limiters and its health and breaker records) is made for every loop in a
 // row at start and on reload; none of it may share a cache line with
 // another loop's, or two loops would bounce that line between their CPUs
-// on every request.
+// on every request. What this guards is the layout (cacheline.Inner panics
+// on a type without its pads), that arrays are made by cacheline.Slice,
+// and that no object is shared between loops: padded objects and arrays
+// can then share no line.
 func TestLoopsShareNoCacheLine(t *testing.T) {
 	cfg, err := config.Parse("test.toml", []byte(`
 [server]
@@ -64,7 +67,7 @@ backend = "b"
 		for _, l := range lb.lims {
 			s = append(s, cacheline.Inner(l))
 		}
-		s = append(s, cacheline.Elems(lb.hs)...)
+		s = append(s, cacheline.Array(lb.hs))
 		spans[i] = s
 	}
 	for i := range spans {

@@ -102,9 +102,12 @@ func newLoopBackend(b *Backend, l *loop.Loop, pools []*LoopPool, bal *balance.Ba
 	if !cfg.Limits.Adaptive {
 		lc.MinLimit = cfg.Limits.MaxLimit // a fixed limit
 	}
+	// Written per request by this loop only: padded as a whole, apart
+	// from other loops' (cacheline).
+	lb.hs = cacheline.Slice[health.Server](len(pools))
 	for i, p := range pools {
 		p.lb, p.idx = lb, i
-		lb.hs = append(lb.hs, health.NewServer(hc, bc))
+		lb.hs[i] = health.NewServer(hc, bc)
 		lb.lims = append(lb.lims, limit.New(lc))
 	}
 	for i := range lb.hs {

@@ -61,14 +61,16 @@ type Server struct {
 // Invariant: weight >= 1 and never changes after New; outstanding >= 0;
 // availPos is the index of this server in Balancer.avail when it is
 // available, else -1.
+//
+// A Balancer's servers array is written on every request by its loop;
+// it is made with cacheline.Slice so that two loops' arrays never share a
+// cache line.
 type server struct {
-	_           cacheline.Pad // the array is per loop and written per request
 	weight      int64
 	outstanding int64
 	current     int64 // smooth weighted round robin's running weight
 	lat         ewma  // latency, see p2c.go
 	availPos    int
-	_           cacheline.Pad
 }
 
 // Balancer picks one of a fixed set of servers. It is owned by one
@@ -96,7 +98,7 @@ type Balancer struct {
 func New(p Policy, servers []Server, seed uint64) *Balancer {
 	b := &Balancer{
 		policy:  p,
-		servers: make([]server, len(servers)),
+		servers: cacheline.Slice[server](len(servers)),
 		avail:   make([]int, len(servers)),
 		rng:     seed,
 	}
@@ -122,7 +124,7 @@ func New(p Policy, servers []Server, seed uint64) *Balancer {
 func (b *Balancer) Clone(seed uint64) *Balancer {
 	c := &Balancer{
 		policy:  b.policy,
-		servers: make([]server, len(b.servers)),
+		servers: cacheline.Slice[server](len(b.servers)),
 		avail:   make([]int, len(b.servers)),
 		rng:     seed,
 		ring:    b.ring,

@@ -6,8 +6,9 @@
 // loop 1's. Two loops writing into one 64-byte line would bounce it between
 // their CPUs on every request ("false sharing"), although they share no
 // data. A type that a loop writes on the hot path therefore starts and ends
-// with a Pad: its written fields are at least a line away from any
-// neighbour's.
+// with a Pad, and an array of them is made by Slice (padded as a whole, its
+// elements belonging to one loop): what a loop writes is at least a line
+// away from any neighbour's.
 package cacheline
 
 import (
@@ -43,15 +44,29 @@ func Inner[T any](p *T) Span {
 	return Span{lo + Size, lo + unsafe.Sizeof(*p) - Size}
 }
 
-// Elems returns the inner spans of every element of s's backing array,
-// up to its capacity.
-func Elems[T any](s []T) []Span {
-	s = s[:cap(s)]
-	out := make([]Span, len(s))
-	for i := range s {
-		out[i] = Inner(&s[i])
+// Slice returns n zero Ts with at least a cache line of unused memory
+// before the first and after the last: an array one loop writes, padded
+// as a whole rather than element by element (its elements share lines
+// only with each other). Its capacity is n, so an append moves it and
+// loses the padding: use it for arrays of fixed length.
+func Slice[T any](n int) []T {
+	var zero T
+	size := unsafe.Sizeof(zero)
+	if size == 0 || n == 0 {
+		return make([]T, n)
 	}
-	return out
+	k := int((Size + size - 1) / size) // elements that make up a line
+	return make([]T, n+2*k)[k : k+n : k+n]
+}
+
+// Array returns the span of the elements of s, from the first to the end
+// of the last (empty for an empty s).
+func Array[T any](s []T) Span {
+	if len(s) == 0 {
+		return Span{}
+	}
+	lo := uintptr(unsafe.Pointer(&s[0]))
+	return Span{lo, lo + uintptr(len(s))*unsafe.Sizeof(s[0])}
 }
 
 // Shared reports whether some cache line holds bytes of a span of a and of

@@ -52,17 +52,28 @@ func TestShared(t *testing.T) {
 	}
 }
 
-// Two padded values made one after the other, as the allocator places
-// them, share no line.
-func TestPaddedNeighboursShareNoLine(t *testing.T) {
+// Two padded values made one after the other share no line, and neither
+// do two arrays made by Slice, whatever their element size.
+func TestPaddingKeepsNeighboursApart(t *testing.T) {
 	a, b := new(padded), new(padded)
+	sink = append(sink, a, b) // on the heap, as per-loop state is
 	if Shared([]Span{Inner(a)}, []Span{Inner(b)}) {
 		t.Fatalf("padded neighbours %p and %p share a line", a, b)
 	}
-	es := Elems(make([]padded, 4))
-	for i := 1; i < len(es); i++ {
-		if Shared(es[:i], es[i:i+1]) {
-			t.Fatalf("element %d shares a line with an earlier one", i)
+	for _, n := range []int{1, 3, 17} {
+		x, y := Slice[bare](n), Slice[bare](n)
+		u, v := Slice[[24]byte](n), Slice[[24]byte](n)
+		if len(x) != n || cap(x) != n || len(u) != n {
+			t.Fatalf("Slice(%d): len %d cap %d", n, len(x), cap(x))
+		}
+		sink = append(sink, x, y, u, v)
+		if Shared([]Span{Array(x), Array(u)}, []Span{Array(y), Array(v)}) {
+			t.Fatalf("two arrays of %d made by Slice share a line", n)
 		}
 	}
+	if s := Slice[bare](0); len(s) != 0 || Array(s) != (Span{}) {
+		t.Fatalf("Slice(0) = %v", s)
+	}
 }
+
+var sink []any

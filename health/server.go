@@ -1,7 +1,5 @@
 package health
 
-import "github.com/apex-epoll/apex/cacheline"
-
 // Outcome is how a request to a server ended, as far as the server's
 // judgement is concerned.
 type Outcome uint8
@@ -26,10 +24,8 @@ const (
 // and Breaker keep their own invariants, and a Ticket from Server.Allow
 // holds an admission from both or from neither.
 type Server struct {
-	_       cacheline.Pad // one per loop and server, written per request
 	Health  Health
 	Breaker Breaker
-	_       cacheline.Pad
 }
 
 // NewServer returns a server that starts as NewHealth(h) and NewBreaker(b)
