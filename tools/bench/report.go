@@ -290,13 +290,15 @@ func writeJSON(path string, r *report) error {
 
 // peerBest returns, among proxies other than self at the same body and
 // conns, the one with the highest rps and the one with the lowest CPU per
-// request (nil when there is none). An apex target is ranked against the
-// other proxies only, never against another apex build or configuration
-// (apex beside apex-pipe8 is still compared with nginx and HAProxy).
+// request (nil when there is none). A tuned apex configuration
+// (apex-pipe8) and the other apex targets are not each other's peers: each
+// is ranked against nginx and HAProxy. Other variants (apex-base,
+// apex-admin, ...) are ranked against apex, as the variation they are.
 func peerBest(all []pointResult, self pointResult) (bestRPS, bestCPU *pointResult) {
 	for i := range all {
 		o := &all[i]
-		if o.Target == self.Target || !isPeer(o.Target) || (isApex(self.Target) && isApex(o.Target)) || o.Body != self.Body ||
+		apexPair := isApex(self.Target) && isApex(o.Target)
+		if o.Target == self.Target || !isPeer(o.Target) || (apexPair && (isTuned(self.Target) || isTuned(o.Target))) || o.Body != self.Body ||
 			o.Conns != self.Conns || o.Path != self.Path || o.RPS <= 0 {
 			continue
 		}

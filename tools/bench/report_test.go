@@ -217,8 +217,9 @@ func TestMarkdownRatios(t *testing.T) {
 	}
 }
 
-// An apex variant beside apex does not become apex's peer: both are ranked
-// against nginx, and nginx against the best of them.
+// A tuned apex configuration beside apex does not become apex's peer: both
+// are ranked against nginx, and nginx against the best of them. An A/B
+// build (apex-base) is still apex's peer.
 func TestPeerBestSkipsOtherApexTargets(t *testing.T) {
 	r := sampleReport()
 	r.Results = append(r.Results, aggregate("apex-pipe8", "pinned", "", smallPt, []runResult{run1(1, 1800, 8, 8000, 0)}))
@@ -240,6 +241,10 @@ func TestPeerBestSkipsOtherApexTargets(t *testing.T) {
 		if rps == nil || cpu == nil || rps.Target != tc.rps || cpu.Target != tc.cpu {
 			t.Errorf("peerBest(%s) = %v, %v; want %s, %s", tc.self, rps, cpu, tc.rps, tc.cpu)
 		}
+	}
+	r.Results = append(r.Results, aggregate("apex-base", "pinned", "", smallPt, []runResult{run1(1, 1200, 12, 8000, 0)}))
+	if rps, _ := peerBest(r.Results, find("apex-base")); rps == nil || rps.Target != tApex {
+		t.Errorf("peerBest(apex-base) = %v, want apex (an A/B keeps its ratio)", rps)
 	}
 }
 

@@ -51,6 +51,12 @@ type apexVariant struct {
 	// scrapes nothing.
 	Scrape time.Duration
 
+	// Tuned marks apex in another configuration that stands beside apex
+	// as an equal, not as a variation to weigh against it: it and apex
+	// are each ranked against the other proxies only (×peer), never
+	// against each other.
+	Tuned bool
+
 	// Base runs the binary given by -apex-base-bin instead of the apex
 	// under test, with the same configuration: an A/B of two builds in
 	// one interleaved run.
@@ -80,6 +86,9 @@ func registerApexVariant(v apexVariant) {
 	apexVariants[v.Name] = v
 	variantOrder = append(variantOrder, v.Name)
 }
+
+// isTuned reports whether a target is a Tuned apex variant.
+func isTuned(name string) bool { return apexVariants[name].Tuned }
 
 // isApex reports whether a target runs apex: the apex target or a variant.
 func isApex(name string) bool {
@@ -184,6 +193,7 @@ func init() {
 			Name:        fmt.Sprintf("apex-pipe%d", depth),
 			Description: fmt.Sprintf("apex with pipeline = %d: up to %d idempotent requests in flight on one upstream connection", depth, depth),
 			Backend:     fmt.Sprintf("pipeline = %d", depth),
+			Tuned:       true,
 		})
 	}
 }
