@@ -60,9 +60,8 @@ type Config struct {
 	// runtime's netpoller. A parked loop is woken through the scheduler,
 	// which may queue it behind another busy goroutine (another loop) until
 	// that one is preempted, 10 ms later: the free layout's p99 showed it.
-	// A blocked loop lets other goroutines run on its P only when a sleep
-	// ends empty, at most every yieldNanos while it is busy
-	// (runtime.Gosched), or when it is preempted, so use it
+	// A blocked loop lets other goroutines run on its P only when it goes
+	// idle (runtime.Gosched before each sleep) or is preempted, so use it
 	// only when nothing latency-bound runs outside the loops (no goroutine
 	// owners), and give the program a P more than there are loops: while
 	// GOMAXPROCS is not above Loops, loops park instead; see wait.
@@ -78,13 +77,6 @@ const readBufSize = 64 << 10
 // an idle loop: 2 ms for one busy a moment ago, 64 ms for one idle for a
 // while.
 const (
-	// yieldNanos bounds how long a busy blocking loop keeps its P from a
-	// goroutine it readied while the spare P was busy (a GC worker, a
-	// scrape): without it, that goroutine would wait for sysmon's
-	// preemption, 10 ms. A Gosched a millisecond costs next to nothing;
-	// one at every idle moment cost 4.4 % of the CPU (see wait).
-	yieldNanos = int64(time.Millisecond)
-
 	minBlockMs    = 2
 	maxBlockShift = 5
 )
@@ -141,7 +133,6 @@ type Loop struct {
 	perr       error
 	deadlineAt int64 // read deadline set on epf (0: none)
 	idleWaits  int   // blocking waits in a row that ended with no event
-	yieldedAt  int64 // l.now at the last runtime.Gosched of a blocking wait
 }
 
 // loopStats are the loop's own counters; index 0 is for accepted (client)
@@ -335,25 +326,20 @@ func (l *Loop) wait(timeoutMs int) (int, error) {
 		// spare P (GOMAXPROCS lowered since the start), park instead.
 		// Idle for a whole sleep already: whatever else wants this P (the
 		// access-log writer, a health-check ticker, the admin endpoint)
-		// runs now, unless events came in meanwhile. Not after every busy
+		// runs now, unless events came in meanwhile. Not after a busy
 		// turn: Gosched hands the goroutine to the global run queue and
 		// wakes another thread to take it, a futex wake and often a
 		// thread switch, 4.4 % of the proxy's CPU at 64 connections with
-		// pipelining. Goroutines the loop readies are stolen by the spare
-		// P when it is free, and get this P at least every yieldNanos
-		// when it is not. Nor the poll before a busy loop's sleep: a
-		// sleep with events ready returns at once, so the poll was one
-		// system call more per idle moment.
+		// pipelining; goroutines the loop readies are stolen by the spare
+		// P meanwhile. Nor the poll before it: a sleep with events ready
+		// returns at once, so the poll was one system call more per idle
+		// moment.
 		if l.idleWaits > 0 {
 			if n, err := rawPoll(l.epfd, l.events); n > 0 || err != nil {
 				l.idleWaits = 0
 				return n, err
 			}
 			runtime.Gosched()
-			l.yieldedAt = l.now
-		} else if l.now-l.yieldedAt >= yieldNanos {
-			runtime.Gosched()
-			l.yieldedAt = l.now
 		}
 		// The bound doubles with every wait that ends empty, from 2 ms to
 		// 64 ms: an idle proxy wakes a few times a second, not 500 (each
