@@ -60,8 +60,8 @@ type Config struct {
 	// runtime's netpoller. A parked loop is woken through the scheduler,
 	// which may queue it behind another busy goroutine (another loop) until
 	// that one is preempted, 10 ms later: the free layout's p99 showed it.
-	// A blocked loop lets other goroutines run on its P only when it goes
-	// idle (runtime.Gosched before each sleep) or is preempted, so use it
+	// A blocked loop lets other goroutines run on its P only when a sleep
+	// ends empty (runtime.Gosched) or when it is preempted, so use it
 	// only when nothing latency-bound runs outside the loops (no goroutine
 	// owners), and give the program a P more than there are loops: while
 	// GOMAXPROCS is not above Loops, loops park instead; see wait.
@@ -330,10 +330,14 @@ func (l *Loop) wait(timeoutMs int) (int, error) {
 		// turn: Gosched hands the goroutine to the global run queue and
 		// wakes another thread to take it, a futex wake and often a
 		// thread switch, 4.4 % of the proxy's CPU at 64 connections with
-		// pipelining; goroutines the loop readies are stolen by the spare
-		// P meanwhile. Nor the poll before it: a sleep with events ready
-		// returns at once, so the poll was one system call more per idle
-		// moment.
+		// pipelining. Goroutines the loop readies are stolen by the spare
+		// P when it is free; when it is busy too (a GC worker, a scrape),
+		// they wait until this loop idles for a whole sleep or is
+		// preempted (sysmon, 10 ms or more). A Gosched every millisecond
+		// of busy turns was tried: it bounded that wait at about 1 ms but
+		// cost 2-7 % of requests/s. Nor the poll before a busy loop's
+		// sleep: a sleep with events ready returns at once, so the poll
+		// was one system call more per idle moment.
 		if l.idleWaits > 0 {
 			if n, err := rawPoll(l.epfd, l.events); n > 0 || err != nil {
 				l.idleWaits = 0

@@ -475,11 +475,13 @@ func markdown(r *report) string {
 			}
 			xDirect, xPeer, cpuPeer := "–", "–", "–"
 			if isProxy(pr.Target) {
-				if d := findDirect(r.Results, pr); d != nil {
+				br, bc := peerBest(r.Results, pr)
+				// The origin's requests never reach the backend: its
+				// req/s compare with nothing; its CPU does.
+				if d := findDirect(r.Results, pr); d != nil && pr.Target != tOrigin {
 					xDirect = ratio(pr.RPS, d.RPS)
 				}
-				br, bc := peerBest(r.Results, pr)
-				if br != nil {
+				if br != nil && pr.Target != tOrigin {
 					xPeer = ratio(pr.RPS, br.RPS) + " " + br.Target
 				}
 				if bc != nil && pr.CPUUsPerReq != nil {

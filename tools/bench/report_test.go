@@ -287,3 +287,20 @@ func TestBodyLabel(t *testing.T) {
 		t.Errorf("groupThousands = %q", got)
 	}
 }
+
+// The origin's requests never reach the backend: its row has no req/s
+// ratios, only its CPU against the proxies.
+func TestMarkdownOriginHasNoRatios(t *testing.T) {
+	r := sampleReport()
+	r.Results = append(r.Results, aggregate(tOrigin, "pinned", "", smallPt, []runResult{run1(1, 5000, 5, 8000, 0)}))
+	md := markdown(r)
+	for _, l := range strings.Split(md, "\n") {
+		if strings.HasPrefix(l, "| origin |") {
+			if !strings.Contains(l, "| – | – | ") || !strings.Contains(l, "0.50× apex") {
+				t.Fatalf("origin row: %s", l)
+			}
+			return
+		}
+	}
+	t.Fatalf("no origin row:\n%s", md)
+}
