@@ -199,10 +199,11 @@ type Backend struct {
 	Pipeline int `toml:"pipeline"`
 
 	// Splice moves large response bodies (Content-Length, 8 KiB or more
-	// left after the read that held the head) from the upstream socket to the client's
-	// with splice(2), without copying them through Apex, TOML "splice";
-	// like HAProxy's "option splice-response", but on by default. Only
-	// with owner = "loop". Default true; nil means the default.
+	// left after the read that held the head) from the upstream socket to
+	// the client's with splice(2), without copying them through Apex, TOML
+	// "splice"; like HAProxy's "option splice-response", but on by
+	// default. Only with owner = "loop". Default true; nil means the
+	// default.
 	Splice *bool `toml:"splice"`
 
 	// Owner selects what drives the upstream connections, TOML "owner":

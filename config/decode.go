@@ -241,12 +241,8 @@ func (d *decoder) backend(path string, v any, b *Backend) {
 	d.intField(m, path, "conns", minConns, maxConns, &b.Conns)
 	d.intField(m, path, "queue", minQueue, maxQueue, &b.Queue)
 	d.intField(m, path, "pipeline", minPipeline, maxPipeline, &b.Pipeline)
-	if v, ok := m["splice"]; ok {
-		if on, ok := v.(bool); ok {
-			b.Splice = &on
-		} else {
-			d.typeError(joinKey(path, "splice"), "a boolean", v)
-		}
+	if on, ok := d.boolField(m, path, "splice"); ok {
+		b.Splice = &on
 	}
 	d.enumField(m, path, "owner", &b.Owner, "goroutine", "loop")
 	d.durationField(m, path, "connect_timeout", &b.ConnectTimeout)
@@ -366,12 +362,8 @@ func (d *decoder) circuit(path string, v any, c *Circuit) {
 
 func (d *decoder) limits(path string, v any, l *Limits) {
 	m := d.table(path, v, limitsKeys)
-	if v, ok := m["adaptive"]; ok {
-		if a, ok := v.(bool); ok {
-			l.Adaptive = a
-		} else {
-			d.typeError(joinKey(path, "adaptive"), "a boolean", v)
-		}
+	if a, ok := d.boolField(m, path, "adaptive"); ok {
+		l.Adaptive = a
 	}
 	d.intField(m, path, "min_limit", minConcurrencyLimit, maxConcurrencyLimit, &l.MinLimit)
 	d.intField(m, path, "max_limit", minConcurrencyLimit, maxConcurrencyLimit, &l.MaxLimit)
@@ -615,6 +607,19 @@ func (d *decoder) intField(m map[string]any, path, key string, lo, hi int, dst *
 			*dst = int(n)
 		}
 	}
+}
+
+// boolField returns m[key] and true when it is present and a boolean; a
+// value of another type is reported as an error.
+func (d *decoder) boolField(m map[string]any, path, key string) (v, ok bool) {
+	raw, present := m[key]
+	if !present {
+		return false, false
+	}
+	if v, ok = raw.(bool); !ok {
+		d.typeError(joinKey(path, key), "a boolean", raw)
+	}
+	return v, ok
 }
 
 func (d *decoder) durationField(m map[string]any, path, key string, dst *Duration) {

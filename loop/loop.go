@@ -56,8 +56,7 @@ type Config struct {
 	Logger *slog.Logger
 	// BlockingWait makes an idle loop sleep in its own epoll_wait (2 to
 	// 64 ms at a time, longer the longer it has been idle), keeping its P,
-	// instead of parking in the Go
-	// runtime's netpoller. A parked loop is woken through the scheduler,
+	// instead of parking in the Go runtime's netpoller. A parked loop is woken through the scheduler,
 	// which may queue it behind another busy goroutine (another loop) until
 	// that one is preempted, 10 ms later: the free layout's p99 showed it.
 	// A blocked loop lets other goroutines run on its P only when a sleep

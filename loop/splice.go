@@ -15,7 +15,10 @@ import "golang.org/x/sys/unix"
 // spliced into it are spliced out to the destination in the same call, and
 // whatever the destination's socket does not take is read back out of the
 // pipe into the destination's output buffer (or dropped with the
-// destination when it fails). A connection splices to at most one
+// destination when it fails). What is read back, at most pipeCap
+// (256 KiB), lands in an empty output buffer (a splice starts only once the
+// destination's own output is written), and the source is then paused
+// until the destination drains. A connection splices to at most one
 // destination and a destination has at most one source (spliceTo and
 // spliceFrom point at each other); closing either side ends the pairing.
 
