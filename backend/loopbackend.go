@@ -33,6 +33,10 @@ type Attempt struct {
 	tried   uint64
 	waiting bool
 	since   int64 // loop clock when it began waiting
+	// pipelinable: the request may go on a connection with others in
+	// flight (replayable, and the backend pipelines); noted while it
+	// waits in a pool's queue.
+	pipelinable bool
 }
 
 // Reset prepares a for a new request.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/apex-epoll/apex/h1parse"
@@ -54,7 +55,9 @@ type Owner struct {
 
 	// run goroutine only
 	conn   *net.TCPConn
-	reused bool // conn has served a response before
+	raw    syscall.RawConn  // conn's, for ackNow
+	ackFn  func(fd uintptr) // setQuickAck, bound once: no allocation per call
+	reused bool             // conn has served a response before
 	free   chan *Chunk
 	rbuf   []byte
 	resp   h1parse.Response
@@ -124,7 +127,7 @@ func (o *Owner) closeConn() {
 	if o.conn != nil {
 		o.live.Store(nil)
 		o.conn.Close()
-		o.conn = nil
+		o.conn, o.raw = nil, nil
 		o.reused = false
 	}
 }
@@ -137,6 +140,10 @@ func (o *Owner) dial() error {
 	tc := c.(*net.TCPConn)
 	tc.SetNoDelay(true)
 	o.conn = tc
+	o.raw, _ = tc.SyscallConn()
+	if o.ackFn == nil {
+		o.ackFn = setQuickAck
+	}
 	o.live.Store(tc)
 	o.reused = false
 	return nil
@@ -307,6 +314,9 @@ func (o *Owner) relay(ex *Exchange, c *net.TCPConn) (errStage, error) {
 				o.fail(ex, 502)
 				return stageResponse, errors.New("response head too large")
 			}
+			if n > 0 {
+				o.ackNow() // part of the head came: see ackNow
+			}
 			c.SetReadDeadline(time.Now().Add(o.cfg.ResponseTimeout))
 			m, err := c.Read(buf[n:])
 			n += m
@@ -418,9 +428,25 @@ func (o *Owner) abort(ex *Exchange, ch *Chunk, err error) error {
 	return err
 }
 
+// read reads more of a response that has begun.
 func (o *Owner) read(c *net.TCPConn) (int, error) {
+	o.ackNow()
 	c.SetReadDeadline(time.Now().Add(o.cfg.ResponseTimeout))
 	return c.Read(o.rbuf)
+}
+
+// ackNow makes the kernel acknowledge at once what was read of a response
+// whose rest is still owed, as UpConn.Data does for the loop owner: a
+// server with Nagle's algorithm on holds its next small write until then,
+// and a delayed acknowledgement makes that up to 40 ms.
+func (o *Owner) ackNow() {
+	if o.raw != nil {
+		o.raw.Control(o.ackFn)
+	}
+}
+
+func setQuickAck(fd uintptr) {
+	syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
 }
 
 // appendBody adds data to the response, framed as one chunk per piece when

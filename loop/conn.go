@@ -2,6 +2,7 @@ package loop
 
 import (
 	"net/netip"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -261,3 +262,16 @@ func (c *Conn) startLinger() {
 // Close closes c at once, dropping pending output. Handler.Closed is called
 // before Close returns.
 func (c *Conn) Close() { c.loop.closeConn(c, nil) }
+
+// AckNow makes the kernel send at once the acknowledgement it is holding
+// back (delayed ACK) for data read on c, if any (TCP_QUICKACK). The
+// kernel goes back to delaying on its own, so it acts on what was read so
+// far only.
+func (c *Conn) AckNow() {
+	if c.fd < 0 {
+		return
+	}
+	one := int32(1)
+	unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(c.fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK,
+		uintptr(unsafe.Pointer(&one)), 4, 0)
+}

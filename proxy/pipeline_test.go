@@ -135,3 +135,112 @@ func TestUpstreamPipeliningConnectionDrops(t *testing.T) {
 	_, addr := startProxy(t, "loops = 1", backendTOML(pb.addr(), "conns = 4\npipeline = 8"))
 	hammer(t, addr, 16, 30, "GET")
 }
+
+// With every connection open and busy, replayable requests are pipelined
+// on them before any waits in the queue: conns = 2 and pipeline = 4 carry
+// 8 requests at once. The backend holds every answer until 8 requests
+// have reached it (5 s at most), so the test fails if fewer can be in
+// flight.
+func TestUpstreamPipelineFillsBusyConnections(t *testing.T) {
+	const want = 8
+	var got atomic.Int64
+	var timedOut atomic.Bool
+	all := make(chan struct{})
+	rb := startRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		paths := make(chan string, want)
+		go func() {
+			defer close(paths)
+			for {
+				r, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				if got.Add(1) == want {
+					close(all)
+				}
+				paths <- r.URL.Path
+			}
+		}()
+		for p := range paths {
+			select {
+			case <-all:
+			case <-time.After(5 * time.Second):
+				timedOut.Store(true)
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(p), p)
+		}
+	})
+	cfg := fmt.Sprintf("[[backend]]\nname = \"app\"\nservers = [%q]\nowner = \"loop\"\nconns = 2\npipeline = 4\n\n[[route]]\nbackend = \"app\"\n", rb.addr())
+	_, addr := startProxy(t, "loops = 1", cfg)
+	// One request at a time, 20 ms apart: each is read in a loop turn of
+	// its own, so none joins another's write by being read with it.
+	conns := make([]net.Conn, want)
+	for i := range conns {
+		conns[i] = dial(t, addr)
+		conns[i].SetDeadline(time.Now().Add(20 * time.Second))
+		fmt.Fprintf(conns[i], "GET /held/%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i, c := range conns {
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if p := fmt.Sprintf("/held/%d", i); resp.StatusCode != 200 || string(b) != p {
+			t.Fatalf("%s: got %d %q", p, resp.StatusCode, b)
+		}
+	}
+	if timedOut.Load() {
+		t.Fatalf("only %d of %d requests were in flight at once with conns = 2, pipeline = 4", got.Load(), want)
+	}
+	if n := rb.conns.Load(); n != 2 {
+		t.Fatalf("backend saw %d connections, want 2", n)
+	}
+}
+
+// A server with Nagle's algorithm on (no TCP_NODELAY) that writes a
+// response's head and body separately holds the body until its head is
+// acknowledged; a delayed acknowledgement makes that 40 ms a request.
+// Apex acknowledges at once while a response is owed: 30 such requests in
+// a row take far less than 30 × 40 ms.
+func TestNagleServerIsAcknowledgedAtOnce(t *testing.T) {
+	rb := startRaw(t, func(c net.Conn) {
+		c.(*net.TCPConn).SetNoDelay(false)
+		br := bufio.NewReader(c)
+		for {
+			r, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(r.URL.Path))
+			io.WriteString(c, r.URL.Path) // a second small write: Nagle holds it
+		}
+	})
+	cfg := fmt.Sprintf("[[backend]]\nname = \"app\"\nservers = [%q]\n%sconns = 1\n\n[[route]]\nbackend = \"app\"\n", rb.addr(), ownerLine())
+	_, addr := startProxy(t, "loops = 1", cfg)
+	c := dial(t, addr)
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	const n = 30
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		p := fmt.Sprintf("/nagle/%d", i)
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", p)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != p {
+			t.Fatalf("%s: got %d %q", p, resp.StatusCode, b)
+		}
+	}
+	// Delayed: at least n × 40 ms less the few quick ones of a new
+	// connection; not delayed: a few ms. Half of the delayed total
+	// separates them with room for a slow machine.
+	if d := time.Since(start); d > n*40*time.Millisecond/2 {
+		t.Fatalf("%d requests took %v: acknowledgements to the server were delayed", n, d)
+	}
+}
