@@ -88,32 +88,9 @@ func TestFloorForwards(t *testing.T) {
 // bench's backend sends for its path (404 for others), keep-alive, on
 // several connections.
 func TestOriginAnswersLikeTheBackend(t *testing.T) {
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(os.Args[0], "-serve-origin", addr) // a child, as for the floor
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	addr := startServeChild(t, "-serve-origin")
+	conns := dialN(t, addr, 3)
 	r := newResponder()
-	var conns []net.Conn
-	for tries := 0; len(conns) < 3; tries++ {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			if tries == 100 { // 2 s for the child to listen
-				t.Fatal(err)
-			}
-			time.Sleep(20 * time.Millisecond)
-			continue
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(20 * time.Second))
-		conns = append(conns, c)
-	}
 	for i, c := range conns {
 		for _, path := range []string{"/", "/64k", "/nope", "/"} {
 			if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path); err != nil {
@@ -132,4 +109,82 @@ func TestOriginAnswersLikeTheBackend(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The floor-pipe forwarder, in front of the bench's backend, gives every
+// client exactly the bytes the backend sends for its path, keep-alive, on
+// several connections at once: small and 64 KiB bodies, and requests
+// written on all connections before any answer is read, so several share
+// an upstream write and come back in one read.
+func TestFloorPipeForwardsInOrder(t *testing.T) {
+	backend := startServeChild(t, "-serve-backend")
+	addr := startServeChild(t, "-serve-floor-pipe", "-floor-upstream", backend)
+	conns := dialN(t, addr, 12)
+	r := newResponder()
+	paths := []string{"/", "/64k", "/nope"}
+	for round := 0; round < 6; round++ {
+		// Neighbours ask for different paths: an answer given to the
+		// wrong client has the wrong length.
+		for i, c := range conns {
+			if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", paths[(round+i)%3]); err != nil {
+				t.Fatalf("round %d, conn %d: %v", round, i, err)
+			}
+		}
+		for i, c := range conns {
+			path := paths[(round+i)%3]
+			want, ok := r.byPath[path]
+			if !ok {
+				want = r.notFound
+			}
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatalf("round %d, conn %d, %s: %v", round, i, path, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("round %d, conn %d, %s: got %q", round, i, path, got[:min(len(got), 80)])
+			}
+		}
+	}
+}
+
+// startServeChild runs this test binary as one of the bench's servers
+// (TestMain) on a free port and returns its address; the child is killed
+// when the test ends.
+func startServeChild(t *testing.T, flag string, more ...string) string {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	// A child: the servers keep their thread in raw system calls and
+	// would hold a P of the tests.
+	cmd := exec.Command(os.Args[0], append([]string{flag, addr}, more...)...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return addr
+}
+
+// dialN opens n connections to addr, retrying for 2 s while the server
+// starts; they close when the test ends.
+func dialN(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	var conns []net.Conn
+	for tries := 0; len(conns) < n; tries++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			if tries == 100 {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		conns = append(conns, c)
+	}
+	return conns
 }

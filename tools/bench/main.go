@@ -63,11 +63,12 @@ type options struct {
 	serveFloor   string // hidden: run the floor forwarder on this address
 	floorUp      string // hidden: the floor forwarder's upstream
 	serveOrigin  string // hidden: run the origin responder on this address
+	serveFPipe   string // hidden: run the floor-pipe forwarder on this address
 	watchdog     bool   // hidden: run as the cleanup watchdog (see proc.go)
 }
 
 // hiddenFlags are internal and left out of -h.
-var hiddenFlags = map[string]bool{"serve-backend": true, "serve-floor": true, "floor-upstream": true, "serve-origin": true, "watchdog": true}
+var hiddenFlags = map[string]bool{"serve-backend": true, "serve-floor": true, "floor-upstream": true, "serve-origin": true, "serve-floor-pipe": true, "watchdog": true}
 
 func parseFlags(args []string) (*options, error) {
 	o := &options{}
@@ -76,7 +77,7 @@ func parseFlags(args []string) (*options, error) {
 	var targets, conns, conns64k string
 	fs.StringVar(&o.out, "out", "bench-out", "output directory for results.json, results.md, charts, logs, profiles")
 	fs.BoolVar(&o.quick, "quick", false, "one short point per target (small body, 64 conns, 5s, 1 repeat); explicit flags still win")
-	fs.StringVar(&targets, "targets", strings.Join(allTargets, ","), "comma-separated targets: direct, apex, nginx, haproxy, floor (the blind forwarder that gives the floor of CPU per request), origin (a responder in the proxy's place: the client side's floor), or an apex variant ("+strings.Join(variantOrder, ", ")+"); a scenario may choose its own")
+	fs.StringVar(&targets, "targets", strings.Join(allTargets, ","), "comma-separated targets: direct, apex, nginx, haproxy, floor (the blind forwarder that gives the floor of CPU per request), floor-pipe (the floor with Apex's upstream batching), origin (a responder in the proxy's place: the client side's floor), or an apex variant ("+strings.Join(variantOrder, ", ")+"); a scenario may choose its own")
 	fs.StringVar(&conns, "conns", "16,64,256", "connection counts for the 14-byte body (/)")
 	fs.StringVar(&conns64k, "conns-64k", "64", "connection counts for the 64 KiB body (/64k); empty to skip")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured wrk run (whole seconds); with -scenario soak, the length of the soak")
@@ -108,6 +109,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.serveFloor, "serve-floor", "", "internal: run the floor forwarder on ADDR")
 	fs.StringVar(&o.floorUp, "floor-upstream", "", "internal: the floor forwarder's upstream ADDR")
 	fs.StringVar(&o.serveOrigin, "serve-origin", "", "internal: run the origin responder on ADDR")
+	fs.StringVar(&o.serveFPipe, "serve-floor-pipe", "", "internal: run the floor-pipe forwarder on ADDR (upstream: -floor-upstream)")
 	fs.BoolVar(&o.watchdog, "watchdog", false, "internal: kill the process groups named on stdin when it closes")
 	fs.Usage = func() {
 		w := os.Stderr
@@ -330,6 +332,11 @@ func main() {
 	if o.serveFloor != "" {
 		err := serveFloor(o.serveFloor, o.floorUp) // returns only on failure
 		fmt.Fprintln(os.Stderr, "floor:", err)
+		os.Exit(1)
+	}
+	if o.serveFPipe != "" {
+		err := serveFloorPipe(o.serveFPipe, o.floorUp) // returns only on failure
+		fmt.Fprintln(os.Stderr, "floor-pipe:", err)
 		os.Exit(1)
 	}
 	if o.serveOrigin != "" {

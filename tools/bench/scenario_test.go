@@ -40,6 +40,14 @@ func TestMain(m *testing.M) {
 		os.Stderr.WriteString("floor: " + err.Error() + "\n")
 		os.Exit(1)
 	}
+	if len(os.Args) > 2 && os.Args[1] == "-serve-floor-pipe" {
+		o, err := parseFlags(os.Args[1:])
+		if err == nil {
+			err = serveFloorPipe(o.serveFPipe, o.floorUp)
+		}
+		os.Stderr.WriteString("floor-pipe: " + err.Error() + "\n")
+		os.Exit(1)
+	}
 	if len(os.Args) > 2 && os.Args[1] == "-serve-origin" {
 		o, err := parseFlags(os.Args[1:])
 		if err == nil {

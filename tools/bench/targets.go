@@ -25,14 +25,20 @@ const (
 	// upstream: the cost of the client side alone, below which no proxy
 	// can go however well it batches upstream.
 	tOrigin = "origin"
+	// tFloorPipe is the forwarder of floorpipe.go: the floor with Apex's
+	// upstream batching and nothing else, the cost below which a proxy
+	// that batches as Apex does cannot go.
+	tFloorPipe = "floor-pipe"
 )
 
 var allTargets = []string{tDirect, tApex, tNginx, tHAProxy}
 
 // isPeer reports whether a target is a proxy to rank against the others
-// (the floor and the origin are measured beside them, not ranked among
+// (the floors and the origin are measured beside them, not ranked among
 // them).
-func isPeer(name string) bool { return isProxy(name) && name != tFloor && name != tOrigin }
+func isPeer(name string) bool {
+	return isProxy(name) && name != tFloor && name != tFloorPipe && name != tOrigin
+}
 
 func isProxy(name string) bool { return name != tDirect }
 
@@ -86,7 +92,7 @@ func lookTarget(name string) (ok bool, note string) {
 		return true, ""
 	}
 	switch name {
-	case tDirect, tFloor, tOrigin:
+	case tDirect, tFloor, tFloorPipe, tOrigin:
 		return true, ""
 	case tNginx, tHAProxy:
 		if _, err := exec.LookPath(name); err != nil {
@@ -184,6 +190,13 @@ func startTarget(name string, env targetEnv) (*target, error) {
 		}
 		t.binary = exe
 		argv = []string{exe, "-serve-floor", t.addr, "-floor-upstream", env.backendAddr}
+	case name == tFloorPipe:
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		t.binary = exe
+		argv = []string{exe, "-serve-floor-pipe", t.addr, "-floor-upstream", env.backendAddr}
 	case name == tOrigin:
 		exe, err := os.Executable()
 		if err != nil {
