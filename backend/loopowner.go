@@ -59,11 +59,12 @@ type Client interface {
 //
 // Invariant: open counts connections dialed and not yet closed (idle,
 // busy or connecting), all holds exactly those, and open never exceeds
-// max; every UpConn in idle has no request queued; len(waiters) <= queue, and every waiter holds an
-// admission of lb on this server (a client that closes leaves the queue
-// through LoopBackend.Leave; one found gone when popped is skipped and its
-// admission given back); scratch holds one response head or chunk-size
-// line at a time; once retired, idle stays empty.
+// max; every UpConn in idle has no request queued; len(waiters) <= queue,
+// and every waiter holds an admission of lb on this server (a client that
+// closes leaves the queue through LoopBackend.Leave; one found gone when
+// popped is skipped and its admission given back); scratch holds one
+// response head or chunk-size line at a time; once retired, idle stays
+// empty.
 type LoopPool struct {
 	_       cacheline.Pad // written on every request by its loop only
 	l       *loop.Loop

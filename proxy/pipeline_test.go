@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -242,5 +243,65 @@ func TestNagleServerIsAcknowledgedAtOnce(t *testing.T) {
 	// separates them with room for a slow machine.
 	if d := time.Since(start); d > n*40*time.Millisecond/2 {
 		t.Fatalf("%d requests took %v: acknowledgements to the server were delayed", n, d)
+	}
+}
+
+// Requests queued because every connection's pipeline was full join a
+// pipeline as soon as one of its answers completes, not when the
+// connection falls idle. conns = 1, pipeline = 4: requests 1-4 fill the
+// connection, 5 and 6 queue; the backend answers one every 50 ms, and 5
+// and 6 must reach it while answers are still owed.
+func TestQueuedRequestsJoinAPipeline(t *testing.T) {
+	var mu sync.Mutex
+	owed := map[string]int{} // path -> answers owed when it arrived
+	rb := startRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		paths := make(chan string, 16)
+		var pending atomic.Int64 // read and not yet answered
+		go func() {
+			defer close(paths)
+			for {
+				r, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				owed[r.URL.Path] = int(pending.Add(1)) - 1
+				mu.Unlock()
+				paths <- r.URL.Path
+			}
+		}()
+		time.Sleep(300 * time.Millisecond) // all six are sent meanwhile
+		for p := range paths {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(p), p)
+			pending.Add(-1)
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	cfg := fmt.Sprintf("[[backend]]\nname = \"app\"\nservers = [%q]\nowner = \"loop\"\nconns = 1\npipeline = 4\n\n[[route]]\nbackend = \"app\"\n", rb.addr())
+	_, addr := startProxy(t, "loops = 1", cfg)
+	conns := make([]net.Conn, 6)
+	for i := range conns {
+		conns[i] = dial(t, addr)
+		conns[i].SetDeadline(time.Now().Add(20 * time.Second))
+		fmt.Fprintf(conns[i], "GET /q/%d HTTP/1.1\r\nHost: x\r\n\r\n", i+1)
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i, c := range conns {
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if p := fmt.Sprintf("/q/%d", i+1); resp.StatusCode != 200 || string(b) != p {
+			t.Fatalf("%s: got %d %q", p, resp.StatusCode, b)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range []string{"/q/5", "/q/6"} {
+		if owed[p] == 0 {
+			t.Errorf("%s reached the backend with no answer owed: it waited for the connection to fall idle (owed on arrival: %v)", p, owed)
+		}
 	}
 }

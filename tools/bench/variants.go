@@ -196,4 +196,13 @@ func init() {
 			Tuned:       true,
 		})
 	}
+	// Apex's own default conns (the bench gives apex 64): a busy
+	// connection's pipeline takes the requests beyond 16 (ADR 0005).
+	registerApexVariant(apexVariant{
+		Name:        "apex-pipe8-c16",
+		Description: "apex with pipeline = 8 and conns = 16 (Apex's default conns, not the bench's 64)",
+		Backend:     "pipeline = 8",
+		Conns:       16,
+		Tuned:       true,
+	})
 }
