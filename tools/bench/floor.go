@@ -42,13 +42,15 @@ func serveFloor(listen, upstream string) error {
 				delete(peer, fd)
 				delete(peer, to)
 			}
-		})
+		}, nil)
 }
 
-// floorServe is the loop of the floor and the origin: it listens on listen,
-// and for each event calls accept (the listener) or ready (a connection,
-// with a 64 KiB buffer to read into). It returns only on error.
-func floorServe(listen string, accept func(lfd, epfd int), ready func(fd int, buf []byte)) error {
+// floorServe is the loop of the floor, the floor-pipe and the origin: it
+// listens on listen, and for each event calls accept (the listener) or
+// ready (a connection, with a 64 KiB buffer to read into), then endTurn
+// (if not nil) once the events of a wait are handled. It returns only on
+// error.
+func floorServe(listen string, accept func(lfd, epfd int), ready func(fd int, buf []byte), endTurn func()) error {
 	lfd, epfd, err := floorListen(listen)
 	if err != nil {
 		return err
@@ -66,6 +68,9 @@ func floorServe(listen string, accept func(lfd, epfd int), ready func(fd int, bu
 			} else {
 				ready(fd, buf)
 			}
+		}
+		if endTurn != nil {
+			endTurn()
 		}
 	}
 }
@@ -129,7 +134,7 @@ func serveOrigin(listen string) error {
 		if !originAnswer(fd, r, buf) {
 			unix.Close(fd)
 		}
-	})
+	}, nil)
 }
 
 func originAccept(lfd, epfd int) {
@@ -146,12 +151,9 @@ func originAccept(lfd, epfd int) {
 // originAnswer reads one request from fd and writes its response; false
 // when the connection is done.
 func originAnswer(fd int, r *responder, buf []byte) bool {
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-	if e == unix.EAGAIN || e == unix.EINTR {
-		return true
-	}
-	if e != 0 || n == 0 {
-		return false
+	n := floorRead(fd, buf)
+	if n <= 0 {
+		return n == 0
 	}
 	resp := r.notFound
 	// "GET /path HTTP/1.1": the path ends at the second space.
@@ -198,14 +200,25 @@ func floorAccept(lfd, epfd int, ua netip.AddrPort, peer map[int]int) {
 // level-triggered, so anything left brings it back) and writes it all to
 // to; false when either side is done.
 func floorForward(from, to int, buf []byte) bool {
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(from), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-	if e == unix.EAGAIN || e == unix.EINTR {
-		return true
-	}
-	if e != 0 || n == 0 {
-		return false
+	n := floorRead(from, buf)
+	if n <= 0 {
+		return n == 0
 	}
 	return floorWriteAll(to, buf[:n])
+}
+
+// floorRead is one read(2) of fd into buf: the bytes read (> 0), 0 when
+// there is nothing now (EAGAIN, EINTR), or -1 when the connection is done
+// (end of stream or an error).
+func floorRead(fd int, buf []byte) int {
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	switch {
+	case e == unix.EAGAIN || e == unix.EINTR:
+		return 0
+	case e != 0 || n == 0:
+		return -1
+	}
+	return int(n)
 }
 
 // floorWriteAll writes out to fd, waiting in poll while the socket is

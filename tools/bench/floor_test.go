@@ -118,6 +118,7 @@ func TestOriginAnswersLikeTheBackend(t *testing.T) {
 // an upstream write and come back in one read.
 func TestFloorPipeForwardsInOrder(t *testing.T) {
 	backend := startServeChild(t, "-serve-backend")
+	dialN(t, backend, 1) // listening before the forwarder dials it
 	addr := startServeChild(t, "-serve-floor-pipe", "-floor-upstream", backend)
 	conns := dialN(t, addr, 12)
 	r := newResponder()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/netip"
 	"strconv"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -59,7 +58,7 @@ type floorPipe struct {
 	idle    []*fpUpstream
 	batch   *fpUpstream   // the connection taking this turn's requests
 	flush   []*fpUpstream // connections with requests to write this turn
-	turn    uint64
+	turn    uint64        // counts from 1: an upstream's turn 0 means never
 }
 
 // serveFloorPipe runs the floor-pipe forwarder on listen with the upstream
@@ -69,39 +68,31 @@ func serveFloorPipe(listen, upstream string) error {
 	if err != nil {
 		return err
 	}
-	lfd, epfd, err := floorListen(listen)
-	if err != nil {
-		return err
+	f := &floorPipe{ua: ua, clients: map[int]*fpClient{}, ups: map[int]*fpUpstream{}, turn: 1}
+	return floorServe(listen, func(lfd, epfd int) {
+		f.epfd = epfd
+		f.accept(lfd)
+	}, func(fd int, buf []byte) {
+		if c := f.clients[fd]; c != nil {
+			f.request(c, buf)
+		} else if u := f.ups[fd]; u != nil {
+			f.response(u, buf)
+		}
+	}, f.endTurn)
+}
+
+// endTurn writes each upstream connection's requests of this turn, in one
+// write each.
+func (f *floorPipe) endTurn() {
+	for _, u := range f.flush {
+		if len(u.out) > 0 && !floorWriteAll(u.fd, u.out) {
+			f.drop(u)
+		}
+		u.out = u.out[:0]
 	}
-	f := &floorPipe{epfd: epfd, ua: ua, clients: map[int]*fpClient{}, ups: map[int]*fpUpstream{}}
-	buf := make([]byte, 64<<10)
-	events := make([]unix.EpollEvent, 256)
-	for {
-		n, err := floorWait(epfd, events)
-		if err != nil {
-			return err
-		}
-		f.turn++
-		for i := 0; i < n; i++ {
-			fd := int(events[i].Fd)
-			switch {
-			case fd == lfd:
-				f.accept(lfd)
-			case f.clients[fd] != nil:
-				f.request(f.clients[fd], buf)
-			case f.ups[fd] != nil:
-				f.response(f.ups[fd], buf)
-			}
-		}
-		for _, u := range f.flush {
-			if len(u.out) > 0 && !floorWriteAll(u.fd, u.out) {
-				f.drop(u)
-			}
-			u.out = u.out[:0]
-		}
-		f.flush = f.flush[:0]
-		f.batch = nil
-	}
+	f.flush = f.flush[:0]
+	f.batch = nil
+	f.turn++
 }
 
 // accept takes the clients waiting on lfd.
@@ -120,12 +111,11 @@ func (f *floorPipe) accept(lfd int) {
 // request reads one request from c and queues it on this turn's upstream
 // connection.
 func (f *floorPipe) request(c *fpClient, buf []byte) {
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(c.fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-	if e == unix.EAGAIN || e == unix.EINTR {
-		return
-	}
-	if e != 0 || n == 0 {
-		f.closeClient(c)
+	n := floorRead(c.fd, buf)
+	if n <= 0 {
+		if n < 0 {
+			f.closeClient(c)
+		}
 		return
 	}
 	u := f.batch
@@ -171,12 +161,11 @@ func (f *floorPipe) upstream() *fpUpstream {
 // response reads what u holds and writes each response's bytes to its
 // client as they come; u goes back to idle when its last one is answered.
 func (f *floorPipe) response(u *fpUpstream, buf []byte) {
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(u.fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-	if e == unix.EAGAIN || e == unix.EINTR {
-		return
-	}
-	if e != 0 || n == 0 {
-		f.drop(u)
+	n := floorRead(u.fd, buf)
+	if n <= 0 {
+		if n < 0 {
+			f.drop(u)
+		}
 		return
 	}
 	in := buf[:n]

@@ -68,6 +68,24 @@ type options struct {
 }
 
 // hiddenFlags are internal and left out of -h.
+// serveHidden runs the server a hidden -serve-* flag asks for, as the bench
+// re-executes itself to place it with taskset: the evio backend (returns
+// nil when stopped), or the floor, floor-pipe and origin, which return only
+// on failure. name is "" when no such flag was given.
+func serveHidden(o *options) (name string, err error) {
+	switch {
+	case o.serveBackend != "":
+		return "backend", serveBackend(o.serveBackend, o.backendLoops)
+	case o.serveFloor != "":
+		return tFloor, serveFloor(o.serveFloor, o.floorUp)
+	case o.serveFPipe != "":
+		return tFloorPipe, serveFloorPipe(o.serveFPipe, o.floorUp)
+	case o.serveOrigin != "":
+		return tOrigin, serveOrigin(o.serveOrigin)
+	}
+	return "", nil
+}
+
 var hiddenFlags = map[string]bool{"serve-backend": true, "serve-floor": true, "floor-upstream": true, "serve-origin": true, "serve-floor-pipe": true, "watchdog": true}
 
 func parseFlags(args []string) (*options, error) {
@@ -322,27 +340,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
-	if o.serveBackend != "" {
-		if err := serveBackend(o.serveBackend, o.backendLoops); err != nil {
-			fmt.Fprintln(os.Stderr, "backend:", err)
+	if name, err := serveHidden(o); name != "" {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 			os.Exit(1)
 		}
 		return
-	}
-	if o.serveFloor != "" {
-		err := serveFloor(o.serveFloor, o.floorUp) // returns only on failure
-		fmt.Fprintln(os.Stderr, "floor:", err)
-		os.Exit(1)
-	}
-	if o.serveFPipe != "" {
-		err := serveFloorPipe(o.serveFPipe, o.floorUp) // returns only on failure
-		fmt.Fprintln(os.Stderr, "floor-pipe:", err)
-		os.Exit(1)
-	}
-	if o.serveOrigin != "" {
-		err := serveOrigin(o.serveOrigin) // returns only on failure
-		fmt.Fprintln(os.Stderr, "origin:", err)
-		os.Exit(1)
 	}
 	if o.watchdog {
 		// outlive the bench's signals; only EOF on stdin ends it

@@ -21,40 +21,17 @@ import (
 // scenario re-executes it as the evio backend (startEvio runs
 // os.Executable() -serve-backend ADDR).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 2 && os.Args[1] == "-serve-backend" {
+	if len(os.Args) > 2 && strings.HasPrefix(os.Args[1], "-serve-") {
 		o, err := parseFlags(os.Args[1:])
+		name := os.Args[1]
 		if err == nil {
-			err = serveBackend(o.serveBackend, o.backendLoops)
+			name, err = serveHidden(o)
 		}
 		if err != nil {
-			os.Stderr.WriteString("backend: " + err.Error() + "\n")
+			os.Stderr.WriteString(name + ": " + err.Error() + "\n")
 			os.Exit(1)
 		}
 		return
-	}
-	if len(os.Args) > 2 && os.Args[1] == "-serve-floor" {
-		o, err := parseFlags(os.Args[1:])
-		if err == nil {
-			err = serveFloor(o.serveFloor, o.floorUp)
-		}
-		os.Stderr.WriteString("floor: " + err.Error() + "\n")
-		os.Exit(1)
-	}
-	if len(os.Args) > 2 && os.Args[1] == "-serve-floor-pipe" {
-		o, err := parseFlags(os.Args[1:])
-		if err == nil {
-			err = serveFloorPipe(o.serveFPipe, o.floorUp)
-		}
-		os.Stderr.WriteString("floor-pipe: " + err.Error() + "\n")
-		os.Exit(1)
-	}
-	if len(os.Args) > 2 && os.Args[1] == "-serve-origin" {
-		o, err := parseFlags(os.Args[1:])
-		if err == nil {
-			err = serveOrigin(o.serveOrigin)
-		}
-		os.Stderr.WriteString("origin: " + err.Error() + "\n")
-		os.Exit(1)
 	}
 	code := m.Run()
 	if apexOnce.bin != "" {

@@ -183,27 +183,18 @@ func startTarget(name string, env targetEnv) (*target, error) {
 			return nil, err
 		}
 		argv = []string{t.binary, "-config", t.config}
-	case name == tFloor:
+	case name == tFloor, name == tFloorPipe, name == tOrigin:
+		// The bench itself, re-executed: -serve-floor, -serve-floor-pipe
+		// or -serve-origin (main.go, serveHidden).
 		exe, err := os.Executable()
 		if err != nil {
 			return nil, err
 		}
 		t.binary = exe
-		argv = []string{exe, "-serve-floor", t.addr, "-floor-upstream", env.backendAddr}
-	case name == tFloorPipe:
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, err
+		argv = []string{exe, "-serve-" + name, t.addr}
+		if name != tOrigin {
+			argv = append(argv, "-floor-upstream", env.backendAddr)
 		}
-		t.binary = exe
-		argv = []string{exe, "-serve-floor-pipe", t.addr, "-floor-upstream", env.backendAddr}
-	case name == tOrigin:
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, err
-		}
-		t.binary = exe
-		argv = []string{exe, "-serve-origin", t.addr}
 	case name == tNginx:
 		bin, err := exec.LookPath("nginx")
 		if err != nil {
