@@ -3,6 +3,7 @@ package backend
 import (
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/apex-epoll/apex/cacheline"
 	"github.com/apex-epoll/apex/h1parse"
@@ -106,7 +107,7 @@ func (p *LoopPool) Retire() {
 	p.retired = true
 	p.batch = nil
 	for len(p.idle) > 0 {
-		p.idle[len(p.idle)-1].c.Close() // closed() takes it off idle
+		p.idle[len(p.idle)-1].c.Close() // Closed (forget) takes it off idle
 	}
 }
 
@@ -147,12 +148,14 @@ func (p *LoopPool) Acquire(cl Client, pipelinable bool) bool {
 			return true
 		}
 	}
-	if uc == nil && pipelinable {
+	if uc == nil && pipelinable && len(p.waiters) == 0 {
 		// Every connection is open and busy: one with room in its
 		// pipeline takes the request rather than the queue, so conns ×
 		// pipeline requests can be in flight (with the queue first, a
 		// busy backend got one request per connection and round trip,
-		// and one write each).
+		// and one write each). Not past anyone queued: a request that
+		// may not be pipelined waits there for a connection to drain,
+		// and newer ones overtaking it would keep them all busy.
 		uc = p.leastBusy()
 	}
 	if uc != nil {
@@ -170,18 +173,40 @@ func (p *LoopPool) Acquire(cl Client, pipelinable bool) bool {
 	return false
 }
 
+// joinMaxAge is how long the oldest request on a busy connection may have
+// waited for its answer before the connection takes no more requests from
+// other turns: a server stuck on it would hold those too (and a timeout
+// would fail them all), where the queue serves them on whichever
+// connection frees first. Healthy answers on loopback or a LAN come in
+// well under it; a server slower than that is served as without
+// pipelining across turns.
+const joinMaxAge = int64(50 * time.Millisecond)
+
 // leastBusy is the open connection with the fewest requests in flight
-// that can take one more pipelined request, or nil. It scans every
-// connection (conns, 16 by default), and only when none is idle and no
-// more may be opened.
+// that can take one more pipelined request and is worth joining, or nil.
+// It scans every connection (conns, 16 by default), and only when none is
+// idle and no more may be opened.
 func (p *LoopPool) leastBusy() *UpConn {
 	var best *UpConn
+	now := p.l.Now()
 	for _, uc := range p.all {
-		if (best == nil || len(uc.q) < len(best.q)) && uc.canPipeline() {
+		if (best == nil || len(uc.q) < len(best.q)) && uc.joinable(now) {
 			best = uc
 		}
 	}
 	return best
+}
+
+// joinable reports whether a request from a later turn may go behind
+// those uc carries: it has room, and its oldest answer is not held up.
+// Not while that answer's body is on its way (it may be long, or paused
+// for a client that does not read, and spliced bodies pause nothing
+// visibly), nor once it has been owed for joinMaxAge.
+func (uc *UpConn) joinable(now int64) bool {
+	if !uc.canPipeline() || len(uc.q) == 0 {
+		return false
+	}
+	return !uc.headDone && !uc.c.ReadPaused() && now-uc.q[0].at < joinMaxAge
 }
 
 // pipelineWaiters gives uc, which has room in its pipeline, the queued
@@ -260,12 +285,17 @@ func (p *LoopPool) popWaiter() Client {
 	return cl
 }
 
-// closed accounts for a connection that is gone, and gives its place to a
-// queued client if there is one.
-func (p *LoopPool) closed(uc *UpConn) {
+// forget takes a closed connection off the pool's books (UpConn.Closed
+// then re-sends what it carried and calls serveQueue).
+func (p *LoopPool) forget(uc *UpConn) {
 	p.open--
 	removeConn(&p.all, uc)
 	removeConn(&p.idle, uc)
+}
+
+// serveQueue opens connections for queued clients while there is room,
+// then lets the backend's queue use what came free.
+func (p *LoopPool) serveQueue() {
 	for p.open < p.max {
 		cl := p.nextWaiter()
 		if cl == nil {
@@ -298,7 +328,8 @@ func removeConn(list *[]*UpConn, uc *UpConn) {
 // upReq is one request written on an UpConn and waiting for its response.
 type upReq struct {
 	cl          Client
-	replayable  bool // idempotent or keyed, and wholly in its head: may be sent again
+	at          int64 // loop clock when it was assigned to the connection
+	replayable  bool  // idempotent or keyed, and wholly in its head: may be sent again
 	headRequest bool
 	clientMinor int
 }
@@ -348,7 +379,7 @@ func (uc *UpConn) assign(cl Client) {
 		uc.resetResponse()
 		uc.streamed = false
 	}
-	uc.q = append(uc.q, upReq{cl: cl})
+	uc.q = append(uc.q, upReq{cl: cl, at: uc.pool.l.Now()})
 	// The server's latency is timed from here: time spent waiting for a
 	// connection is Apex's queueing, not the server's.
 	cl.Attempt().sent = uc.pool.l.Now()
@@ -764,9 +795,14 @@ func (uc *UpConn) Timeout(c *loop.Conn) {
 // no response byte seen, a replayable request); otherwise they fail.
 func (uc *UpConn) Closed(c *loop.Conn, err error) {
 	uc.closed = true
-	uc.pool.closed(uc)
+	uc.pool.forget(uc)
 	q := uc.q
 	uc.q = nil
+	// Re-sent requests go on one new connection, in their order, before
+	// anyone queued: they are older. One connection each would open up
+	// to pipeline - 1 more than conns.
+	var into *UpConn
+	front := 0 // where the next re-send goes if it must queue
 	for i, req := range q {
 		if req.cl == nil {
 			continue
@@ -779,12 +815,7 @@ func (uc *UpConn) Closed(c *loop.Conn, err error) {
 			// The keep-alive race: the same try goes on, on a fresh
 			// connection to the same server.
 			uc.pool.cfg.Logger.Debug("re-sending request after upstream connection closed", "addr", uc.pool.addr, "err", err)
-			nuc, derr := uc.pool.dial()
-			if derr != nil {
-				uc.pool.fail(req.cl, retry.AfterWrite, 502)
-				continue
-			}
-			nuc.assign(req.cl) // the client sends its request again
+			into = uc.pool.resend(req.cl, into, &front)
 		default:
 			uc.pool.cfg.Logger.Debug("upstream connection closed before a response", "addr", uc.pool.addr, "err", err,
 				"position", i, "reused", uc.reused, "replayable", req.replayable, "gotBytes", uc.gotBytes)
@@ -795,7 +826,38 @@ func (uc *UpConn) Closed(c *loop.Conn, err error) {
 			uc.pool.fail(req.cl, st, 502)
 		}
 	}
-	uc.pool.lb.kick() // the failed tries gave their limiter slots back
+	uc.pool.serveQueue() // and kick: the failed tries gave their limiter slots back
+}
+
+// resend places a replayable request whose connection closed under it:
+// behind the previous re-send on into while it has room, else on a new
+// connection while fewer than max are open, else at the front of the
+// queue (at *front, after earlier re-sends). It returns the connection to
+// put the next re-send on.
+func (p *LoopPool) resend(cl Client, into *UpConn, front *int) *UpConn {
+	if into != nil && into.canPipeline() {
+		into.assign(cl) // the client sends its request again
+		return into
+	}
+	if p.open < p.max {
+		nuc, err := p.dial()
+		if err != nil {
+			p.fail(cl, retry.AfterWrite, 502)
+			return nil
+		}
+		nuc.assign(cl)
+		return nuc
+	}
+	if len(p.waiters) >= p.queue {
+		p.fail(cl, retry.AfterWrite, 503)
+		return nil
+	}
+	cl.Attempt().pipelinable = true
+	p.waiters = append(p.waiters, nil)
+	copy(p.waiters[*front+1:], p.waiters[*front:])
+	p.waiters[*front] = cl
+	*front++
+	return nil
 }
 
 // AppendClientHead writes the client-facing response head, without the

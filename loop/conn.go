@@ -114,6 +114,9 @@ func (c *Conn) WantDrained() { c.wantDrain = true }
 // PauseRead stops delivering Data until ResumeRead.
 func (c *Conn) PauseRead() { c.readPaused = true }
 
+// ReadPaused reports whether PauseRead is in effect.
+func (c *Conn) ReadPaused() bool { return c.readPaused }
+
 // ResumeRead lets Data flow again. Input already buffered is offered again
 // on this loop turn (after the current callback returns), so a handler can
 // call it to process a pipelined request it left unconsumed.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -157,17 +158,21 @@ func requestPaths(c net.Conn, arrived func(path string)) <-chan string {
 	return paths
 }
 
-// oneByOne opens n connections to addr and writes one GET on each, gap
-// apart, for the paths pathFmt with 0..n-1; then it reads every answer
-// and checks that it is a 200 echoing its path (as the backends here do).
-func oneByOne(t *testing.T, addr string, n int, pathFmt string, gap time.Duration) {
+// oneByOne opens n connections to addr, then writes one GET on each, 1 ms
+// apart (each is read in a loop turn of its own, so none joins another's
+// write by being read with it, and all are sent well within joinMaxAge),
+// for the paths pathFmt with 0..n-1; then it reads every answer and checks
+// that it is a 200 echoing its path (as the backends here do).
+func oneByOne(t *testing.T, addr string, n int, pathFmt string) {
 	t.Helper()
 	conns := make([]net.Conn, n)
 	for i := range conns {
 		conns[i] = dial(t, addr)
 		conns[i].SetDeadline(time.Now().Add(20 * time.Second))
-		fmt.Fprintf(conns[i], "GET "+pathFmt+" HTTP/1.1\r\nHost: x\r\n\r\n", i)
-		time.Sleep(gap)
+	}
+	for i, c := range conns {
+		fmt.Fprintf(c, "GET "+pathFmt+" HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		time.Sleep(time.Millisecond)
 	}
 	for i, c := range conns {
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -208,9 +213,7 @@ func TestUpstreamPipelineFillsBusyConnections(t *testing.T) {
 	})
 	cfg := fmt.Sprintf("[[backend]]\nname = \"app\"\nservers = [%q]\nowner = \"loop\"\nconns = 2\npipeline = 4\n\n[[route]]\nbackend = \"app\"\n", rb.addr())
 	_, addr := startProxy(t, "loops = 1", cfg)
-	// One request at a time, 20 ms apart: each is read in a loop turn of
-	// its own, so none joins another's write by being read with it.
-	oneByOne(t, addr, want, "/held/%d", 20*time.Millisecond)
+	oneByOne(t, addr, want, "/held/%d")
 	if timedOut.Load() {
 		t.Fatalf("only %d of %d requests were in flight at once with conns = 2, pipeline = 4", got.Load(), want)
 	}
@@ -288,12 +291,170 @@ func TestQueuedRequestsJoinAPipeline(t *testing.T) {
 	})
 	cfg := fmt.Sprintf("[[backend]]\nname = \"app\"\nservers = [%q]\nowner = \"loop\"\nconns = 1\npipeline = 4\n\n[[route]]\nbackend = \"app\"\n", rb.addr())
 	_, addr := startProxy(t, "loops = 1", cfg)
-	oneByOne(t, addr, 6, "/q/%d", 10*time.Millisecond)
+	oneByOne(t, addr, 6, "/q/%d")
 	mu.Lock()
 	defer mu.Unlock()
 	for _, p := range []string{"/q/4", "/q/5"} {
 		if owed[p] == 0 {
 			t.Errorf("%s reached the backend with no answer owed: it waited for the connection to fall idle (owed on arrival: %v)", p, owed)
 		}
+	}
+}
+
+// loopTOML is a one-backend configuration with the loop owner and extra
+// [[backend]] lines.
+func loopTOML(addr, extra string) string {
+	return fmt.Sprintf("[[backend]]\nname = \"app\"\nservers = [%q]\nowner = \"loop\"\n%s\n\n[[route]]\nbackend = \"app\"\n", addr, extra)
+}
+
+// A request that may not be pipelined waits in the queue for a connection
+// of its own; pipelinable requests that come after it must not keep
+// overtaking it by joining the busy connections, or it waits for as long
+// as they keep coming.
+func TestQueuedPostIsNotOvertaken(t *testing.T) {
+	// Each answer 1 ms after the previous one, in a write of its own: they
+	// come back in separate reads, and a client's next GET arrives before
+	// the connection has drained.
+	rb := startRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			r, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, r.Body)
+			time.Sleep(time.Millisecond)
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(r.URL.Path), r.URL.Path)
+		}
+	})
+	_, addr := startProxy(t, "loops = 1", loopTOML(rb.addr(), "conns = 1\npipeline = 4"))
+	stop := make(chan struct{})
+	end := time.Now().Add(4 * time.Second) // the GETs' run, at most
+	wait := goClients(addr, 4, func(g int, c net.Conn, br *bufio.Reader) error {
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		for i := 0; time.Now().Before(end); i++ {
+			select {
+			case <-stop:
+				return nil
+			default:
+			}
+			p := fmt.Sprintf("/get/%d/%d", g, i)
+			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", p)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				return err
+			}
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || string(b) != p {
+				return fmt.Errorf("%s: got %d %q", p, resp.StatusCode, b)
+			}
+		}
+		return nil
+	})
+	time.Sleep(100 * time.Millisecond) // the GETs keep the connection busy
+	c := dial(t, addr)
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	start := time.Now()
+	fmt.Fprintf(c, "POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	took := time.Since(start)
+	close(stop)
+	for _, err := range wait() {
+		t.Error(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != "/post" {
+		t.Fatalf("POST: got %d %q", resp.StatusCode, b)
+	}
+	// It waits for the connection to drain: a few round trips, not the
+	// GETs' whole run (they stop once it is answered, or after 4 s).
+	if took > 2*time.Second {
+		t.Fatalf("the POST waited %v behind pipelined GETs", took)
+	}
+}
+
+// A connection whose answer is held up by a client that does not read is
+// not joined: a request from a later turn goes on another connection
+// instead of waiting behind that client.
+func TestPipelineSkipsAConnectionPausedForASlowClient(t *testing.T) {
+	big := strings.Repeat("x", 8<<20)
+	rb := startRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			r, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			body := r.URL.Path
+			switch r.URL.Path {
+			case "/big":
+				body = big
+			case "/hold":
+				time.Sleep(300 * time.Millisecond)
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		}
+	})
+	_, addr := startProxy(t, "loops = 1", loopTOML(rb.addr(), "conns = 2\npipeline = 4"))
+	slow := dial(t, addr) // asks for 8 MiB and reads none of it
+	fmt.Fprintf(slow, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(200 * time.Millisecond) // its answer fills the buffers and pauses
+	hold := dial(t, addr)
+	hold.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(hold, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(10 * time.Millisecond)
+	c := dial(t, addr)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("/b, sent while one connection waited on a client that does not read: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != "/b" {
+		t.Fatalf("/b: got %d %q", resp.StatusCode, b)
+	}
+}
+
+// Requests pipelined behind an answer that closed the connection are sent
+// again on one new connection, in order, not on one each: conns stays the
+// bound on connections open at once.
+func TestResentRequestsShareOneConnection(t *testing.T) {
+	var cur, most atomic.Int64
+	var closed atomic.Bool
+	rb := startRaw(t, func(c net.Conn) {
+		n := cur.Add(1)
+		defer cur.Add(-1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		br := bufio.NewReader(c)
+		for {
+			r, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			p := r.URL.Path
+			if closed.CompareAndSwap(false, true) {
+				time.Sleep(100 * time.Millisecond) // the others join meanwhile
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(p), p)
+				return
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(p), p)
+		}
+	})
+	_, addr := startProxy(t, "loops = 1", loopTOML(rb.addr(), "conns = 1\npipeline = 4"))
+	oneByOne(t, addr, 4, "/r/%d")
+	if n := rb.conns.Load(); n != 2 {
+		t.Errorf("backend accepted %d connections, want 2 (the first, closed after one answer, and one for the re-sent requests)", n)
+	}
+	if m := most.Load(); m > 1 {
+		t.Fatalf("%d connections were open at once with conns = 1", m)
 	}
 }
