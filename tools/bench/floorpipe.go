@@ -85,7 +85,7 @@ func serveFloorPipe(listen, upstream string) error {
 // write each.
 func (f *floorPipe) endTurn() {
 	for _, u := range f.flush {
-		if len(u.out) > 0 && !floorWriteAll(u.fd, u.out) {
+		if u.fd >= 0 && len(u.out) > 0 && !floorWriteAll(u.fd, u.out) {
 			f.drop(u)
 		}
 		u.out = u.out[:0]
@@ -242,6 +242,7 @@ func (f *floorPipe) drop(u *fpUpstream) {
 	u.q = nil
 	delete(f.ups, u.fd)
 	unix.Close(u.fd)
+	u.fd = -1 // endTurn skips it if it is still on the flush list
 	for i, x := range f.idle {
 		if x == u {
 			f.idle = append(f.idle[:i], f.idle[i+1:]...)
