@@ -203,7 +203,10 @@ func (p *LoopPool) leastBusy() *UpConn {
 // for a client that does not read, and spliced bodies pause nothing
 // visibly), nor once it has been owed for joinMaxAge.
 func (uc *UpConn) joinable(now int64) bool {
-	if !uc.canPipeline() || len(uc.q) == 0 {
+	// Not a connection that has not answered yet either: a server that
+	// closes after its first answer (keep-alive off) with requests unread
+	// resets the connection, and the reset can destroy that answer.
+	if !uc.canPipeline() || len(uc.q) == 0 || !uc.reused {
 		return false
 	}
 	return !uc.headDone && !uc.c.ReadPaused() && now-uc.q[0].at < joinMaxAge
@@ -798,10 +801,12 @@ func (uc *UpConn) Closed(c *loop.Conn, err error) {
 	uc.pool.forget(uc)
 	q := uc.q
 	uc.q = nil
-	// Re-sent requests go on one new connection, in their order, before
-	// anyone queued: they are older. One connection each would open up
-	// to pipeline - 1 more than conns.
-	var into *UpConn
+	// Re-sent requests go first, in their order: they are older than
+	// anyone queued. Each goes alone, on a new connection while fewer
+	// than conns are open, else at the front of the queue: the server
+	// just closed a pipeline, and may close the next one after its first
+	// answer too (then with requests unread it resets the connection,
+	// which can destroy that answer).
 	front := 0 // where the next re-send goes if it must queue
 	for i, req := range q {
 		if req.cl == nil {
@@ -815,7 +820,7 @@ func (uc *UpConn) Closed(c *loop.Conn, err error) {
 			// The keep-alive race: the same try goes on, on a fresh
 			// connection to the same server.
 			uc.pool.cfg.Logger.Debug("re-sending request after upstream connection closed", "addr", uc.pool.addr, "err", err)
-			into = uc.pool.resend(req.cl, into, &front)
+			uc.pool.resend(req.cl, &front)
 		default:
 			uc.pool.cfg.Logger.Debug("upstream connection closed before a response", "addr", uc.pool.addr, "err", err,
 				"position", i, "reused", uc.reused, "replayable", req.replayable, "gotBytes", uc.gotBytes)
@@ -830,34 +835,28 @@ func (uc *UpConn) Closed(c *loop.Conn, err error) {
 }
 
 // resend places a replayable request whose connection closed under it:
-// behind the previous re-send on into while it has room, else on a new
-// connection while fewer than max are open, else at the front of the
-// queue (at *front, after earlier re-sends). It returns the connection to
-// put the next re-send on.
-func (p *LoopPool) resend(cl Client, into *UpConn, front *int) *UpConn {
-	if into != nil && into.canPipeline() {
-		into.assign(cl) // the client sends its request again
-		return into
-	}
+// alone on a new connection while fewer than max are open, else at the
+// front of the queue (at *front, after earlier re-sends), where it waits
+// for a connection of its own.
+func (p *LoopPool) resend(cl Client, front *int) {
 	if p.open < p.max {
 		nuc, err := p.dial()
 		if err != nil {
 			p.fail(cl, retry.AfterWrite, 502)
-			return nil
+			return
 		}
-		nuc.assign(cl)
-		return nuc
+		nuc.assign(cl) // the client sends its request again
+		return
 	}
 	if len(p.waiters) >= p.queue {
 		p.fail(cl, retry.AfterWrite, 503)
-		return nil
+		return
 	}
-	cl.Attempt().pipelinable = true
+	cl.Attempt().pipelinable = false
 	p.waiters = append(p.waiters, nil)
 	copy(p.waiters[*front+1:], p.waiters[*front:])
 	p.waiters[*front] = cl
 	*front++
-	return nil
 }
 
 // AppendClientHead writes the client-facing response head, without the

@@ -205,12 +205,19 @@ func TestUpstreamPipelineFillsBusyConnections(t *testing.T) {
 	var timedOut atomic.Bool
 	all := make(chan struct{})
 	rb := startRaw(t, func(c net.Conn) {
-		paths := requestPaths(c, func(string) {
-			if got.Add(1) == want {
+		paths := requestPaths(c, func(p string) {
+			if strings.HasPrefix(p, "/held/") && got.Add(1) == want {
 				close(all)
 			}
 		})
 		for p := range paths {
+			if p == "/warm" {
+				// Answered after 50 ms: two at once open both
+				// connections, and once answered they may be joined.
+				time.Sleep(50 * time.Millisecond)
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(p), p)
+				continue
+			}
 			select {
 			case <-all:
 			case <-time.After(5 * time.Second):
@@ -221,6 +228,20 @@ func TestUpstreamPipelineFillsBusyConnections(t *testing.T) {
 	})
 	cfg := fmt.Sprintf("[[backend]]\nname = \"app\"\nservers = [%q]\nowner = \"loop\"\nconns = 2\npipeline = 4\n\n[[route]]\nbackend = \"app\"\n", rb.addr())
 	_, addr := startProxy(t, "loops = 1", cfg)
+	// Two /warm requests 10 ms apart (separate loop turns; the first is
+	// still unanswered, on a connection not yet joinable): both
+	// connections open, and answer once.
+	w1, w2 := dial(t, addr), dial(t, addr)
+	for _, w := range []net.Conn{w1, w2} {
+		w.SetDeadline(time.Now().Add(20 * time.Second))
+		fmt.Fprintf(w, "GET /warm HTTP/1.1\r\nHost: x\r\n\r\n")
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, w := range []net.Conn{w1, w2} {
+		if resp, err := http.ReadResponse(bufio.NewReader(w), nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("/warm: %v", err)
+		}
+	}
 	oneByOne(t, addr, want, "/held/%d")
 	if timedOut.Load() {
 		t.Fatalf("only %d of %d requests were in flight at once with conns = 2, pipeline = 4", got.Load(), want)
@@ -416,11 +437,11 @@ func TestPipelineSkipsAConnectionPausedForASlowClient(t *testing.T) {
 }
 
 // Requests pipelined behind an answer that closed the connection are sent
-// again on one new connection, in order, not on one each: conns stays the
-// bound on connections open at once.
-func TestResentRequestsShareOneConnection(t *testing.T) {
+// again one at a time, each alone, not each on a connection of its own:
+// conns stays the bound on connections open at once.
+func TestResentRequestsRespectConns(t *testing.T) {
 	var cur, most atomic.Int64
-	var closed atomic.Bool
+	var isFirst atomic.Bool // the first connection was accepted
 	rb := startRaw(t, func(c net.Conn) {
 		n := cur.Add(1)
 		defer cur.Add(-1)
@@ -430,14 +451,17 @@ func TestResentRequestsShareOneConnection(t *testing.T) {
 				break
 			}
 		}
+		first := isFirst.CompareAndSwap(false, true)
 		br := bufio.NewReader(c)
-		for {
+		for k := 0; ; k++ {
 			r, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
 			p := r.URL.Path
-			if closed.CompareAndSwap(false, true) {
+			// The first connection answers /warm (after which it may be
+			// joined), then closes after its next answer.
+			if first && k == 1 {
 				time.Sleep(100 * time.Millisecond) // the others join meanwhile
 				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(p), p)
 				return
@@ -446,9 +470,14 @@ func TestResentRequestsShareOneConnection(t *testing.T) {
 		}
 	})
 	_, addr := startProxy(t, "loops = 1", loopTOML(rb.addr(), "conns = 1\npipeline = 4"))
+	w := dial(t, addr)
+	w.SetDeadline(time.Now().Add(20 * time.Second))
+	if err := exchange(w, bufio.NewReader(w), "GET", "/warm"); err != nil {
+		t.Fatal(err)
+	}
 	oneByOne(t, addr, 4, "/r/%d")
 	if n := rb.conns.Load(); n != 2 {
-		t.Errorf("backend accepted %d connections, want 2 (the first, closed after one answer, and one for the re-sent requests)", n)
+		t.Errorf("backend accepted %d connections, want 2 (the first, closed after two answers, and one for the re-sent requests)", n)
 	}
 	if m := most.Load(); m > 1 {
 		t.Fatalf("%d connections were open at once with conns = 1", m)
