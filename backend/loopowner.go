@@ -382,10 +382,12 @@ func (uc *UpConn) assign(cl Client) {
 		uc.resetResponse()
 		uc.streamed = false
 	}
-	uc.q = append(uc.q, upReq{cl: cl, at: uc.pool.l.Now()})
 	// The server's latency is timed from here: time spent waiting for a
-	// connection is Apex's queueing, not the server's.
-	cl.Attempt().sent = uc.pool.l.Now()
+	// connection is Apex's queueing, not the server's. (at is kept with
+	// the request too: a client that leaves takes its Attempt along.)
+	now := uc.pool.l.Now()
+	uc.q = append(uc.q, upReq{cl: cl, at: now})
+	cl.Attempt().sent = now
 	cl.Assigned(uc)
 }
 

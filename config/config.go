@@ -193,7 +193,10 @@ type Backend struct {
 	// for replayable requests (idempotent method or Idempotency-Key, no
 	// streamed body): requests that arrive in the same loop turn share one
 	// upstream write, which is what brings the CPU cost per request below
-	// one read and one write per side. Enable it only for backends known
+	// one read and one write per side. Once all Conns connections are open
+	// and busy, requests also go behind those in flight on the least busy
+	// one instead of queueing, so Conns × Pipeline may be in flight per
+	// server and loop (ADR 0005). Enable it only for backends known
 	// to handle pipelining correctly. Default 1, and 1 means no pipelining;
 	// zero means the default.
 	Pipeline int `toml:"pipeline"`

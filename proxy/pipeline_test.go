@@ -166,6 +166,30 @@ func requestPaths(c net.Conn, arrived func(path string)) <-chan string {
 	return paths
 }
 
+// answerEach reads requests from c and answers each in a write of its own,
+// in order: a 200 whose body is what answer returns for the k-th request
+// (from 0), or the request's path if that is empty, with Connection: close
+// (and no more answers) when it says last.
+func answerEach(c net.Conn, answer func(k int, r *http.Request) (body string, last bool)) {
+	br := bufio.NewReader(c)
+	for k := 0; ; k++ {
+		r, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+		body, last := answer(k, r)
+		if body == "" {
+			body = r.URL.Path
+		}
+		if last {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			return
+		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	}
+}
+
 // oneByOne opens n connections to addr, then writes one GET on each, 1 ms
 // apart (each is read in a loop turn of its own, so none joins another's
 // write by being read with it, and all are sent well within joinMaxAge),
@@ -345,16 +369,10 @@ func TestQueuedPostIsNotOvertaken(t *testing.T) {
 	// come back in separate reads, and a client's next GET arrives before
 	// the connection has drained.
 	rb := startRaw(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			r, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			io.Copy(io.Discard, r.Body)
+		answerEach(c, func(int, *http.Request) (string, bool) {
 			time.Sleep(time.Millisecond)
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(r.URL.Path), r.URL.Path)
-		}
+			return "", false
+		})
 	})
 	_, addr := startProxy(t, "loops = 1", loopTOML(rb.addr(), "conns = 1\npipeline = 4"))
 	stop := make(chan struct{})
@@ -399,21 +417,15 @@ func TestQueuedPostIsNotOvertaken(t *testing.T) {
 func TestPipelineSkipsAConnectionPausedForASlowClient(t *testing.T) {
 	big := strings.Repeat("x", 8<<20)
 	rb := startRaw(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			r, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			body := r.URL.Path
+		answerEach(c, func(_ int, r *http.Request) (string, bool) {
 			switch r.URL.Path {
 			case "/big":
-				body = big
+				return big, false
 			case "/hold":
 				time.Sleep(300 * time.Millisecond)
 			}
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-		}
+			return "", false
+		})
 	})
 	_, addr := startProxy(t, "loops = 1", loopTOML(rb.addr(), "conns = 2\npipeline = 4"))
 	slow := dial(t, addr) // asks for 8 MiB and reads none of it
@@ -452,22 +464,15 @@ func TestResentRequestsRespectConns(t *testing.T) {
 			}
 		}
 		first := isFirst.CompareAndSwap(false, true)
-		br := bufio.NewReader(c)
-		for k := 0; ; k++ {
-			r, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			p := r.URL.Path
-			// The first connection answers /warm (after which it may be
-			// joined), then closes after its next answer.
+		// The first connection answers /warm (after which it may be
+		// joined), then closes after its next answer.
+		answerEach(c, func(k int, _ *http.Request) (string, bool) {
 			if first && k == 1 {
 				time.Sleep(100 * time.Millisecond) // the others join meanwhile
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(p), p)
-				return
+				return "", true
 			}
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(p), p)
-		}
+			return "", false
+		})
 	})
 	_, addr := startProxy(t, "loops = 1", loopTOML(rb.addr(), "conns = 1\npipeline = 4"))
 	w := dial(t, addr)

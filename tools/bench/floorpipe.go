@@ -50,6 +50,9 @@ type fpUpstream struct {
 	turn uint64 // the turn it last took requests in
 }
 
+// floorPipe is the forwarder's state, owned by its one thread. Like the
+// floor it bounds nothing (clients, upstream connections, a turn's output):
+// it is a bench tool that wrk's fixed connection count bounds.
 type floorPipe struct {
 	epfd    int
 	ua      netip.AddrPort
