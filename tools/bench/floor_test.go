@@ -9,6 +9,9 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // The floor forwarder moves bytes both ways unchanged, small and up to the
@@ -117,9 +120,30 @@ func TestOriginAnswersLikeTheBackend(t *testing.T) {
 // written on all connections before any answer is read, so several share
 // an upstream write and come back in one read.
 func TestFloorPipeForwardsInOrder(t *testing.T) {
+	forwardsInOrder(t, "-serve-floor-pipe")
+}
+
+// The floor-uring forwarder does the same on io_uring.
+func TestFloorURingForwardsInOrder(t *testing.T) {
+	// A kernel without io_uring, or a sandbox that forbids it, cannot run
+	// the target at all (the bench then reports its error).
+	var p iouParams
+	fd, _, e := unix.Syscall(unix.SYS_IO_URING_SETUP, 4, uintptr(unsafe.Pointer(&p)), 0)
+	if e == unix.ENOSYS || e == unix.EPERM {
+		t.Skipf("io_uring_setup: %v", e)
+	}
+	if e == 0 {
+		unix.Close(int(fd))
+	}
+	forwardsInOrder(t, "-serve-floor-uring")
+}
+
+// forwardsInOrder starts the bench's backend and the batching forwarder
+// the flag names in front of it, and checks every answer's bytes.
+func forwardsInOrder(t *testing.T, flag string) {
 	backend := startServeChild(t, "-serve-backend")
 	dialN(t, backend, 1) // listening before the forwarder dials it
-	addr := startServeChild(t, "-serve-floor-pipe", "-floor-upstream", backend)
+	addr := startServeChild(t, flag, "-floor-upstream", backend)
 	conns := dialN(t, addr, 12)
 	r := newResponder()
 	paths := []string{"/", "/64k", "/nope"}

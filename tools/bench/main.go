@@ -64,13 +64,14 @@ type options struct {
 	floorUp      string // hidden: the floor forwarder's upstream
 	serveOrigin  string // hidden: run the origin responder on this address
 	serveFPipe   string // hidden: run the floor-pipe forwarder on this address
+	serveFURing  string // hidden: run the floor-uring forwarder on this address
 	watchdog     bool   // hidden: run as the cleanup watchdog (see proc.go)
 }
 
 // hiddenFlags are internal and left out of -h.
 // serveHidden runs the server a hidden -serve-* flag asks for, as the bench
 // re-executes itself to place it with taskset: the evio backend (returns
-// nil when stopped), or the floor, floor-pipe and origin, which return only
+// nil when stopped), or the floor, floor-pipe, floor-uring and origin, which return only
 // on failure. name is "" when no such flag was given.
 func serveHidden(o *options) (name string, err error) {
 	switch {
@@ -80,13 +81,15 @@ func serveHidden(o *options) (name string, err error) {
 		return tFloor, serveFloor(o.serveFloor, o.floorUp)
 	case o.serveFPipe != "":
 		return tFloorPipe, serveFloorPipe(o.serveFPipe, o.floorUp)
+	case o.serveFURing != "":
+		return tFloorURing, serveFloorURing(o.serveFURing, o.floorUp)
 	case o.serveOrigin != "":
 		return tOrigin, serveOrigin(o.serveOrigin)
 	}
 	return "", nil
 }
 
-var hiddenFlags = map[string]bool{"serve-backend": true, "serve-floor": true, "floor-upstream": true, "serve-origin": true, "serve-floor-pipe": true, "watchdog": true}
+var hiddenFlags = map[string]bool{"serve-backend": true, "serve-floor": true, "floor-upstream": true, "serve-origin": true, "serve-floor-pipe": true, "serve-floor-uring": true, "watchdog": true}
 
 func parseFlags(args []string) (*options, error) {
 	o := &options{}
@@ -95,7 +98,7 @@ func parseFlags(args []string) (*options, error) {
 	var targets, conns, conns64k string
 	fs.StringVar(&o.out, "out", "bench-out", "output directory for results.json, results.md, charts, logs, profiles")
 	fs.BoolVar(&o.quick, "quick", false, "one short point per target (small body, 64 conns, 5s, 1 repeat); explicit flags still win")
-	fs.StringVar(&targets, "targets", strings.Join(allTargets, ","), "comma-separated targets: direct, apex, nginx, haproxy, floor (the blind forwarder that gives the floor of CPU per request), floor-pipe (the floor with Apex's upstream batching), origin (a responder in the proxy's place: the client side's floor), or an apex variant ("+strings.Join(variantOrder, ", ")+"); a scenario may choose its own")
+	fs.StringVar(&targets, "targets", strings.Join(allTargets, ","), "comma-separated targets: direct, apex, nginx, haproxy, floor (the blind forwarder that gives the floor of CPU per request), floor-pipe (the floor with Apex's upstream batching), floor-uring (floor-pipe on io_uring: one system call per loop turn), origin (a responder in the proxy's place: the client side's floor), or an apex variant ("+strings.Join(variantOrder, ", ")+"); a scenario may choose its own")
 	fs.StringVar(&conns, "conns", "16,64,256", "connection counts for the 14-byte body (/)")
 	fs.StringVar(&conns64k, "conns-64k", "64", "connection counts for the 64 KiB body (/64k); empty to skip")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured wrk run (whole seconds); with -scenario soak, the length of the soak")
@@ -128,6 +131,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.floorUp, "floor-upstream", "", "internal: the floor forwarder's upstream ADDR")
 	fs.StringVar(&o.serveOrigin, "serve-origin", "", "internal: run the origin responder on ADDR")
 	fs.StringVar(&o.serveFPipe, "serve-floor-pipe", "", "internal: run the floor-pipe forwarder on ADDR (upstream: -floor-upstream)")
+	fs.StringVar(&o.serveFURing, "serve-floor-uring", "", "internal: run the floor-uring forwarder on ADDR (upstream: -floor-upstream)")
 	fs.BoolVar(&o.watchdog, "watchdog", false, "internal: kill the process groups named on stdin when it closes")
 	fs.Usage = func() {
 		w := os.Stderr

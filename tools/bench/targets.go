@@ -29,6 +29,9 @@ const (
 	// upstream batching and nothing else, the cost below which a proxy
 	// that batches as Apex does cannot go.
 	tFloorPipe = "floor-pipe"
+	// tFloorURing is the forwarder of flooruring.go: the floor-pipe on
+	// io_uring, one system call per loop turn.
+	tFloorURing = "floor-uring"
 )
 
 var allTargets = []string{tDirect, tApex, tNginx, tHAProxy}
@@ -37,7 +40,7 @@ var allTargets = []string{tDirect, tApex, tNginx, tHAProxy}
 // (the floors and the origin are measured beside them, not ranked among
 // them).
 func isPeer(name string) bool {
-	return isProxy(name) && name != tFloor && name != tFloorPipe && name != tOrigin
+	return isProxy(name) && name != tFloor && name != tFloorPipe && name != tFloorURing && name != tOrigin
 }
 
 func isProxy(name string) bool { return name != tDirect }
@@ -92,7 +95,7 @@ func lookTarget(name string) (ok bool, note string) {
 		return true, ""
 	}
 	switch name {
-	case tDirect, tFloor, tFloorPipe, tOrigin:
+	case tDirect, tFloor, tFloorPipe, tFloorURing, tOrigin:
 		return true, ""
 	case tNginx, tHAProxy:
 		if _, err := exec.LookPath(name); err != nil {
@@ -183,9 +186,9 @@ func startTarget(name string, env targetEnv) (*target, error) {
 			return nil, err
 		}
 		argv = []string{t.binary, "-config", t.config}
-	case name == tFloor, name == tFloorPipe, name == tOrigin:
-		// The bench itself, re-executed: -serve-floor, -serve-floor-pipe
-		// or -serve-origin (main.go, serveHidden).
+	case name == tFloor, name == tFloorPipe, name == tFloorURing, name == tOrigin:
+		// The bench itself, re-executed: -serve-floor, -serve-floor-pipe,
+		// -serve-floor-uring or -serve-origin (main.go, serveHidden).
 		exe, err := os.Executable()
 		if err != nil {
 			return nil, err

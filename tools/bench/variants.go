@@ -99,7 +99,7 @@ func isApex(name string) bool {
 // knownTargets is every target -targets accepts: the four of allTargets,
 // then the variants in registration order.
 func knownTargets() []string {
-	return append(append(append([]string(nil), allTargets...), tFloor, tFloorPipe, tOrigin), variantOrder...)
+	return append(append(append([]string(nil), allTargets...), tFloor, tFloorPipe, tFloorURing, tOrigin), variantOrder...)
 }
 
 // backendServers is how many evio backends the targets need (at least 1).
