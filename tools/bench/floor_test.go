@@ -177,6 +177,13 @@ func forwardsInOrder(t *testing.T, flag string) {
 // when the test ends.
 func startServeChild(t *testing.T, flag string, more ...string) string {
 	t.Helper()
+	addr, _ := startServeChildPID(t, flag, more...)
+	return addr
+}
+
+// startServeChildPID is startServeChild that also returns the child's PID.
+func startServeChildPID(t *testing.T, flag string, more ...string) (string, int) {
+	t.Helper()
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +197,7 @@ func startServeChild(t *testing.T, flag string, more ...string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return addr
+	return addr, cmd.Process.Pid
 }
 
 // dialN opens n connections to addr, retrying for 2 s while the server

@@ -28,6 +28,7 @@ import (
 type options struct {
 	out          string
 	quick        bool
+	syscalls     bool // count the proxy's system calls per request (perf stat)
 	targets      []string
 	targetsSet   bool // -targets was given (a scenario's Targets do not replace it)
 	conns        []int
@@ -120,6 +121,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Float64Var(&o.maxLoad, "max-load", 0, "quiet check: wait until the 1-minute load average is at most this (default: the number of CPUs; it includes the bench's own previous runs)")
 	fs.Float64Var(&o.maxBusy, "max-busy", 15, "quiet check: wait until at most this % of all CPU time is busy over 1 s")
 	fs.DurationVar(&o.quietTimeout, "quiet-timeout", 60*time.Second, "longest wait for quiet before a run (the run is then marked not quiet)")
+	fs.BoolVar(&o.syscalls, "syscalls", false, "count the proxy's system calls during each run (perf stat on syscall tracepoints) and report them per request; adds a little CPU to every system call")
 	fs.BoolVar(&o.keepTmp, "keep-tmp", false, "keep the temp dir with generated configs")
 	fs.BoolVar(&o.profile, "profile", false, "profile instead of benchmarking: pprof CPU profile of apex (+ perf record if installed) under load")
 	fs.StringVar(&o.profileTarget, "profile-target", tApex, "target to profile with -profile (nginx/haproxy: perf only)")
@@ -475,6 +477,12 @@ func run(ctx context.Context, o *options) int {
 		return 1
 	}
 
+	if o.syscalls && !o.profile {
+		if err := checkSyscallCounting(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+	}
 	if o.profile {
 		if err := b.runProfile(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: profile:", err)
@@ -508,7 +516,7 @@ func run(ctx context.Context, o *options) int {
 			Targets: o.targets, DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(),
 			Repeats: o.repeats, WrkThreads: o.wrkThreads, ApexConns: o.apexConns, ApexOwner: o.apexOwner, NginxKA: o.nginxKA,
 			BackendLoop: lay.backendLoops, BackendServers: 1 + len(b.extra), MaxLoad: o.maxLoad, MaxBusyPct: o.maxBusy,
-			Quick: o.quick, Scenario: scenName, Interleaved: o.interleave, Variants: describeVariants(o.targets),
+			Quick: o.quick, Scenario: scenName, Interleaved: o.interleave, Syscalls: o.syscalls, Variants: describeVariants(o.targets),
 		},
 		Notes:   []string{},
 		Results: []pointResult{},
@@ -907,6 +915,12 @@ func (b *bench) measure(ctx context.Context, t *target, pt point, rep int, tag s
 		r.Failed = "interrupted"
 		return r
 	}
+	// The counter attaches before the CPU accounting starts and stops
+	// after it ends: its window holds the whole run.
+	counter := b.countSyscalls(t, pt, rep, tag)
+	if counter != nil {
+		defer counter.p.stop(time.Second) // a run that fails stops it too
+	}
 	var before groupUsage
 	var err error
 	t0 := time.Now()
@@ -955,6 +969,13 @@ func (b *bench) measure(ctx context.Context, t *target, pt point, rep int, tag s
 		bAfter, bErr = b.sampleBackends()
 	}
 	wall := time.Since(t0).Seconds()
+	if counter != nil {
+		if counts, err := counter.finish(); err != nil {
+			logf("%s  syscall count: %v", tag, err)
+		} else {
+			r.Syscalls = syscallsPerRequest(counts, w.Requests)
+		}
+	}
 	if t.proc != nil {
 		if v, ok := cpuUsPerReq(before.ticks, after.ticks, w.Requests); ok {
 			r.CPUUsPerReq = &v

@@ -61,6 +61,9 @@ type runResult struct {
 	MetricsScrapeErrors int     `json:"metrics_scrape_errors,omitempty"`
 	MetricsScrapeMaxMs  float64 `json:"metrics_scrape_ms_max,omitempty"`
 	Failed              string  `json:"failed,omitempty"`
+	// Syscalls is the proxy's system calls per completed request, by
+	// column of syscallColumns (-syscalls only).
+	Syscalls map[string]float64 `json:"syscalls_per_req,omitempty"`
 }
 
 // pointResult aggregates the repeats of one point for one target. Medians
@@ -96,10 +99,13 @@ type pointResult struct {
 	NotQuietRuns       int      `json:"not_quiet_runs"`
 	// BackendCPUShare is the median over repeats of each backend's share
 	// (see runResult); nil with one backend.
-	BackendCPUShare     []float64   `json:"backend_cpu_share,omitempty"`
-	MetricsScrapes      int         `json:"metrics_scrapes,omitempty"`       // summed over repeats
-	MetricsScrapeErrors int         `json:"metrics_scrape_errors,omitempty"` // summed over repeats; any flags the point
-	Runs                []runResult `json:"runs"`
+	BackendCPUShare     []float64 `json:"backend_cpu_share,omitempty"`
+	MetricsScrapes      int       `json:"metrics_scrapes,omitempty"`       // summed over repeats
+	MetricsScrapeErrors int       `json:"metrics_scrape_errors,omitempty"` // summed over repeats; any flags the point
+	// Syscalls is the median over repeats of each column of the proxy's
+	// system calls per request (-syscalls only).
+	Syscalls map[string]float64 `json:"syscalls_per_req,omitempty"`
+	Runs     []runResult        `json:"runs"`
 }
 
 // median of xs (mean of the two middle values for an even count); NaN for
@@ -141,6 +147,7 @@ func aggregate(target, layout, scen string, pt point, runs []runResult) pointRes
 	}
 	var rps, p50, p99, cpu, bcpu, ppct, lpct []float64
 	var share [][]float64 // share[i]: backend i's share in each repeat
+	sys := map[string][]float64{}
 	for _, r := range runs {
 		if !r.Quiet {
 			pr.NotQuietRuns++
@@ -190,6 +197,9 @@ func aggregate(target, layout, scen string, pt point, runs []runResult) pointRes
 		if r.LoadCPUPct != nil {
 			lpct = append(lpct, *r.LoadCPUPct)
 		}
+		for k, v := range r.Syscalls {
+			sys[k] = append(sys[k], v)
+		}
 		if r.RSSKiB != nil && (pr.RSSKiB == nil || *r.RSSKiB > *pr.RSSKiB) {
 			v := *r.RSSKiB
 			pr.RSSKiB = &v
@@ -218,6 +228,12 @@ func aggregate(target, layout, scen string, pt point, runs []runResult) pointRes
 	}
 	for _, s := range share {
 		pr.BackendCPUShare = append(pr.BackendCPUShare, median(s))
+	}
+	if len(sys) > 0 {
+		pr.Syscalls = map[string]float64{}
+		for k, v := range sys {
+			pr.Syscalls[k] = median(v)
+		}
 	}
 	return pr
 }
@@ -262,6 +278,9 @@ type runConfig struct {
 	// Interleaved: every target ran at once and the repeats of each point
 	// were taken target by target in turn (-interleave).
 	Interleaved bool `json:"interleaved,omitempty"`
+	// Syscalls: the proxy's system calls were counted during the runs
+	// (-syscalls), which adds a tracepoint hit to each of them.
+	Syscalls bool `json:"syscalls_counted,omitempty"`
 	// Variants describes each apex variant among the targets (variants.go).
 	Variants map[string]string `json:"apex_variants,omitempty"`
 }
@@ -446,6 +465,9 @@ func markdown(r *report) string {
 	if c.Interleaved {
 		b.WriteString("- Interleaved: every target ran at once, and the repeats of each point were taken target by target in turn\n")
 	}
+	if c.Syscalls {
+		b.WriteString("- -syscalls: perf stat counted the proxy's system calls during every run; each call also hit a tracepoint, so CPU µs/req is a little higher than in a run without counting\n")
+	}
 	for _, t := range c.Targets {
 		if d, ok := c.Variants[t]; ok {
 			fmt.Fprintf(&b, "- %s: %s\n", t, d)
@@ -501,6 +523,7 @@ func markdown(r *report) string {
 				fmtCPU(pr.CPUUsPerReq), cpuPeer, fmtPct(pr.ProxyCPUPct), fmtPct(pr.LoadCPUPct), fmtRSS(pr.RSSKiB), errs)
 		}
 		b.WriteString("\n")
+		syscallTable(&b, rows)
 	}
 
 	var notes []string
@@ -612,4 +635,29 @@ func machine() machineInfo {
 		}
 	}
 	return m
+}
+
+// syscallTable writes the system calls per request of the rows that
+// counted them (-syscalls), one column per syscallColumns entry.
+func syscallTable(b *strings.Builder, rows []pointResult) {
+	var counted []pointResult
+	for _, pr := range rows {
+		if pr.Syscalls != nil {
+			counted = append(counted, pr)
+		}
+	}
+	if len(counted) == 0 {
+		return
+	}
+	b.WriteString("System calls per request (the proxy's processes, `perf stat` on the syscall tracepoints, median over repeats):\n\n")
+	b.WriteString("| target | conns | CPU µs/req | " + strings.Join(syscallColumns, " | ") + " |\n")
+	b.WriteString("|---|--:|--:|" + strings.Repeat("--:|", len(syscallColumns)) + "\n")
+	for _, pr := range counted {
+		fmt.Fprintf(b, "| %s | %d | %s |", pr.Target, pr.Conns, fmtCPU(pr.CPUUsPerReq))
+		for _, c := range syscallColumns {
+			fmt.Fprintf(b, " %.3f |", pr.Syscalls[c])
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
 }
