@@ -209,6 +209,9 @@ func parseFlags(args []string) (*options, error) {
 	if o.wrkThreads < 1 || o.apexConns < 1 || o.profileConns < 1 {
 		return nil, fmt.Errorf("-wrk-threads, -apex-conns and -profile-conns must be positive")
 	}
+	if o.syscalls && o.profile {
+		return nil, fmt.Errorf("-syscalls counts during benchmark runs, not with -profile")
+	}
 	if o.apexOwner != "" && o.apexOwner != "goroutine" && o.apexOwner != "loop" {
 		return nil, fmt.Errorf("-apex-owner must be goroutine or loop, not %q", o.apexOwner)
 	}
@@ -409,6 +412,10 @@ func run(ctx context.Context, o *options) int {
 			return 2
 		}
 		if s.Run != nil {
+			if o.syscalls {
+				fmt.Fprintf(os.Stderr, "bench: -syscalls counts during load runs; scenario %s makes none\n", s.Name)
+				return 2
+			}
 			return runReliability(ctx, o, s) // scenario_env.go
 		}
 		scen = &s
@@ -477,8 +484,8 @@ func run(ctx context.Context, o *options) int {
 		return 1
 	}
 
-	if o.syscalls && !o.profile {
-		if err := checkSyscallCounting(ctx); err != nil {
+	if o.syscalls {
+		if err := checkSyscallCounting(ctx, b.tmp); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 1
 		}
@@ -905,7 +912,8 @@ func (b *bench) waitQuiet(ctx context.Context, tag string) (quietness, bool) {
 
 // measure does one repeat: quiet wait, proxy and backend CPU before, wrk
 // (with the /metrics scraper beside it for a target that scrapes), CPU and
-// peak RSS after.
+// peak RSS after; with -syscalls, the proxy's system calls over the same
+// window.
 func (b *bench) measure(ctx context.Context, t *target, pt point, rep int, tag string) runResult {
 	o := b.o
 	r := runResult{Rep: rep}
@@ -915,15 +923,22 @@ func (b *bench) measure(ctx context.Context, t *target, pt point, rep int, tag s
 		r.Failed = "interrupted"
 		return r
 	}
-	// The counter attaches before the CPU accounting starts and stops
-	// after it ends: its window holds the whole run.
-	counter := b.countSyscalls(t, pt, rep, tag)
+	// The counter is attached now and enabled just before the CPU
+	// accounting starts; it is disabled just after the accounting ends,
+	// so both cover the same window.
+	counter, cerr := b.countSyscalls(t, pt, rep)
 	if counter != nil {
-		defer counter.p.stop(time.Second) // a run that fails stops it too
+		defer counter.close() // a run that fails stops it too
 	}
 	var before groupUsage
 	var err error
 	t0 := time.Now()
+	if counter != nil {
+		if cerr = counter.enable(); cerr != nil {
+			counter.close()
+			counter = nil
+		}
+	}
 	if t.proc != nil {
 		r.RSSPerRun = resetPeakRSS(t.proc.pgid)
 		if before, err = sampleGroup(t.proc.pgid); err != nil {
@@ -970,11 +985,14 @@ func (b *bench) measure(ctx context.Context, t *target, pt point, rep int, tag s
 	}
 	wall := time.Since(t0).Seconds()
 	if counter != nil {
-		if counts, err := counter.finish(); err != nil {
-			logf("%s  syscall count: %v", tag, err)
-		} else {
+		var counts map[string]uint64
+		if counts, cerr = counter.finish(); cerr == nil {
 			r.Syscalls = syscallsPerRequest(counts, w.Requests)
 		}
+	}
+	if cerr != nil {
+		r.SyscallError = cerr.Error()
+		logf("%s  syscall count: %v", tag, cerr)
 	}
 	if t.proc != nil {
 		if v, ok := cpuUsPerReq(before.ticks, after.ticks, w.Requests); ok {

@@ -132,6 +132,13 @@ func (p *proc) stop(grace time.Duration) {
 	case <-p.done:
 	case <-time.After(2 * time.Second):
 	}
+	p.forget()
+}
+
+// forget unregisters p without signalling it: for a process without
+// children that is known to have exited and been reaped, whose group ID
+// may already be another's.
+func (p *proc) forget() {
 	procs.Lock()
 	delete(procs.m, p)
 	procs.Unlock()

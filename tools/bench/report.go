@@ -64,6 +64,8 @@ type runResult struct {
 	// Syscalls is the proxy's system calls per completed request, by
 	// column of syscallColumns (-syscalls only).
 	Syscalls map[string]float64 `json:"syscalls_per_req,omitempty"`
+	// SyscallError says why a run with -syscalls has no count.
+	SyscallError string `json:"syscall_error,omitempty"`
 }
 
 // pointResult aggregates the repeats of one point for one target. Medians
@@ -199,6 +201,12 @@ func aggregate(target, layout, scen string, pt point, runs []runResult) pointRes
 		}
 		for k, v := range r.Syscalls {
 			sys[k] = append(sys[k], v)
+		}
+		if r.SyscallError != "" {
+			// The point's counts then come from fewer repeats than its
+			// other figures.
+			pr.Flagged = true
+			pr.Flags = append(pr.Flags, fmt.Sprintf("rep %d: no syscall count: %s", r.Rep, firstLine(r.SyscallError)))
 		}
 		if r.RSSKiB != nil && (pr.RSSKiB == nil || *r.RSSKiB > *pr.RSSKiB) {
 			v := *r.RSSKiB
@@ -466,7 +474,7 @@ func markdown(r *report) string {
 		b.WriteString("- Interleaved: every target ran at once, and the repeats of each point were taken target by target in turn\n")
 	}
 	if c.Syscalls {
-		b.WriteString("- -syscalls: perf stat counted the proxy's system calls during every run; each call also hit a tracepoint, so CPU µs/req is a little higher than in a run without counting\n")
+		b.WriteString("- Syscalls counted (-syscalls): perf stat counted the proxy's system calls during every run; each call also hit a tracepoint, so CPU µs/req is a little higher than in a run without counting\n")
 	}
 	for _, t := range c.Targets {
 		if d, ok := c.Variants[t]; ok {
@@ -649,7 +657,7 @@ func syscallTable(b *strings.Builder, rows []pointResult) {
 	if len(counted) == 0 {
 		return
 	}
-	b.WriteString("System calls per request (the proxy's processes, `perf stat` on the syscall tracepoints, median over repeats):\n\n")
+	b.WriteString("System calls per request (the proxy's processes, `perf stat` on the syscall tracepoints; each column is its own median over repeats, so the columns need not add up to `all`):\n\n")
 	b.WriteString("| target | conns | CPU µs/req | " + strings.Join(syscallColumns, " | ") + " |\n")
 	b.WriteString("|---|--:|--:|" + strings.Repeat("--:|", len(syscallColumns)) + "\n")
 	for _, pr := range counted {

@@ -8,8 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // -syscalls counts the system calls of the proxy's processes during each
@@ -59,35 +60,57 @@ func syscallEvents() []string {
 	return ev
 }
 
-// checkSyscallCounting fails when perf cannot count the tracepoints here
-// (not installed, no tracefs, perf_event_paranoid too strict), before any
-// run is spent.
-func checkSyscallCounting(ctx context.Context) error {
+// checkSyscallCounting fails when perf cannot count the tracepoints of a
+// process it attaches to (not installed, no tracefs, perf_event_paranoid
+// or ptrace rules too strict), before any run is spent: it counts a
+// sleeping child through the same path as a run.
+func checkSyscallCounting(ctx context.Context, dir string) error {
 	if _, err := exec.LookPath("perf"); err != nil {
 		return fmt.Errorf("-syscalls needs perf (tools/bench/setup.sh installs linux-perf)")
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	cmd := groupCommand(ctx, "perf", "stat", "-x,", "-e", strings.Join(syscallEvents(), ","), "--", "true")
-	out, err := cmd.CombinedOutput()
+	sleeper, err := startProc("sleep", "", "", "", nil, "sleep", "60")
 	if err != nil {
-		return fmt.Errorf("-syscalls: perf stat cannot count syscall tracepoints: %v: %s", err, tailLines(string(out), 3))
+		return err
+	}
+	defer sleeper.stop(time.Second)
+	c, err := startSyscallCounter([]int{sleeper.pid()}, "", filepath.Join(dir, "syscall-check.csv"))
+	if err != nil {
+		return fmt.Errorf("-syscalls: %v", err)
+	}
+	defer c.close()
+	if err := c.enable(); err != nil {
+		return fmt.Errorf("-syscalls: %v", err)
+	}
+	if _, err := c.finish(); err != nil {
+		return fmt.Errorf("-syscalls: %v", err)
 	}
 	return nil
 }
 
-// syscallCounter is one perf stat attached to a target's processes.
+// syscallCounter is one perf stat attached to a target's processes. It
+// starts with its counters disabled and counts between enable and finish,
+// which it asks for through perf's control FIFOs (--control): perf acks
+// each command once it is done, so the window is exactly the caller's.
 //
 // Invariant: the perf process is registered in procs from start until
-// finish (or killAll) reaps it, so it never outlives the bench.
+// close (or killAll) stops it, so it never outlives the bench; ctl and ack
+// are open exactly as long.
 type syscallCounter struct {
-	p   *proc
-	out string // perf's -o file
+	p        *proc
+	out      string   // perf's -o file
+	ctl, ack *os.File // the control FIFOs, opened read-write (never block)
+	closed   bool
 }
 
-// startSyscallCounter attaches perf stat to the processes pids (every
-// thread of each). perf runs on cpus (the load CPUs), not beside the
-// proxy.
+// syscallAckWait bounds the wait for perf's ack: the first one comes only
+// after perf has opened a counter per event and thread, which took up to
+// a second beside a busy loop.
+const syscallAckWait = 10 * time.Second
+
+// startSyscallCounter attaches perf stat, counters disabled, to the
+// processes pids (every thread of each, and threads they start later:
+// perf's counters are inherited). perf runs on cpus (the load CPUs), not
+// beside the proxy.
 func startSyscallCounter(pids []int, cpus, out string) (*syscallCounter, error) {
 	if len(pids) == 0 {
 		return nil, fmt.Errorf("no process to count")
@@ -96,36 +119,103 @@ func startSyscallCounter(pids []int, cpus, out string) (*syscallCounter, error) 
 	for i, p := range pids {
 		ps[i] = strconv.Itoa(p)
 	}
+	c := &syscallCounter{out: out}
+	for _, f := range []struct {
+		path string
+		dst  **os.File
+	}{{out + ".ctl", &c.ctl}, {out + ".ack", &c.ack}} {
+		_ = os.Remove(f.path)
+		if err := unix.Mkfifo(f.path, 0o600); err != nil {
+			c.close()
+			return nil, fmt.Errorf("mkfifo %s: %v", f.path, err)
+		}
+		// Read-write: opening a FIFO so never waits for the other end.
+		file, err := os.OpenFile(f.path, os.O_RDWR, 0)
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		*f.dst = file
+	}
 	_ = os.Remove(out)
 	p, err := startProc("perf-stat", cpus, out+".log", "", nil,
-		"perf", "stat", "-x,", "-o", out, "-e", strings.Join(syscallEvents(), ","), "-p", strings.Join(ps, ","))
+		"perf", "stat", "-x,", "-o", out, "-D", "-1", "--control", "fifo:"+c.ctl.Name()+","+c.ack.Name(),
+		"-e", strings.Join(syscallEvents(), ","), "-p", strings.Join(ps, ","))
 	if err != nil {
+		c.close()
 		return nil, err
 	}
-	// perf opens one counter per event and thread before it counts; a
-	// request sent before that would be missed.
-	time.Sleep(200 * time.Millisecond)
-	if p.exited() {
-		return nil, fmt.Errorf("perf stat exited at once%s", p.logTail())
-	}
-	return &syscallCounter{p: p, out: out}, nil
+	c.p = p
+	return c, nil
 }
 
-// finish stops perf (SIGINT: perf stat prints its counts on it) and
-// returns the count of each tracepoint, by name without its
-// "syscalls:sys_enter_" prefix, with the total under "all".
-func (s *syscallCounter) finish() (map[string]uint64, error) {
-	_ = syscall.Kill(s.p.pid(), syscall.SIGINT)
-	select {
-	case <-s.p.done:
-	case <-time.After(10 * time.Second):
+// command sends one control command to perf and waits for its ack.
+func (c *syscallCounter) command(cmd string) error {
+	if _, err := c.ctl.WriteString(cmd + "\n"); err != nil {
+		return fmt.Errorf("perf stat control: %v", err)
 	}
-	s.p.stop(time.Second) // reaps and unregisters; a no-op signal if it is gone
-	b, err := os.ReadFile(s.out)
+	if err := c.ack.SetReadDeadline(time.Now().Add(syscallAckWait)); err != nil {
+		return err
+	}
+	var got []byte
+	buf := make([]byte, 16)
+	for !strings.Contains(string(got), "ack\n") {
+		n, err := c.ack.Read(buf)
+		if err != nil {
+			if c.p.exited() {
+				return fmt.Errorf("perf stat exited%s", c.p.logTail())
+			}
+			return fmt.Errorf("perf stat did not ack %q: %v%s", cmd, err, c.p.logTail())
+		}
+		got = append(got, buf[:n]...)
+	}
+	return nil
+}
+
+// enable starts the count.
+func (c *syscallCounter) enable() error { return c.command("enable") }
+
+// finish ends the count and returns the count of each tracepoint, by
+// name without its "syscalls:sys_enter_" prefix, with the total under
+// "all". perf prints its counts when SIGINT ends it.
+func (c *syscallCounter) finish() (map[string]uint64, error) {
+	if err := c.command("disable"); err != nil {
+		c.close()
+		return nil, err
+	}
+	_ = c.p.cmd.Process.Signal(os.Interrupt) // by pidfd: never another process
+	select {
+	case <-c.p.done:
+	case <-time.After(syscallAckWait):
+	}
+	c.close()
+	b, err := os.ReadFile(c.out)
 	if err != nil {
-		return nil, fmt.Errorf("perf stat wrote nothing: %v%s", err, s.p.logTail())
+		return nil, fmt.Errorf("perf stat wrote nothing: %v%s", err, c.p.logTail())
 	}
 	return parsePerfStat(string(b))
+}
+
+// close stops perf if it still runs and closes and removes the FIFOs.
+// Safe to call more than once.
+func (c *syscallCounter) close() {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	if c.p != nil {
+		if c.p.exited() {
+			c.p.forget()
+		} else {
+			c.p.stop(time.Second)
+		}
+	}
+	for _, f := range []*os.File{c.ctl, c.ack} {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}
 }
 
 // parsePerfStat reads perf stat's CSV output (-x,): one line per event,
@@ -134,7 +224,9 @@ func parsePerfStat(out string) (map[string]uint64, error) {
 	counts := map[string]uint64{}
 	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
+		// Besides comments, perf writes "Events enabled" and "Events
+		// disabled" into the file for each control command.
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "Events ") {
 			continue
 		}
 		f := strings.Split(line, ",")
@@ -188,26 +280,21 @@ func syscallsPerRequest(counts map[string]uint64, requests int64) map[string]flo
 	return per
 }
 
-// countSyscalls starts a counter for a measured run of t, or returns nil
-// (and logs why) when the run will go without one.
-func (b *bench) countSyscalls(t *target, pt point, rep int, tag string) *syscallCounter {
+// countSyscalls attaches a counter, not yet enabled, for a measured run
+// of t. It returns nil and no error when the run counts nothing (no
+// -syscalls, or t has no process), and nil and the reason when it could
+// not attach.
+func (b *bench) countSyscalls(t *target, pt point, rep int) (*syscallCounter, error) {
 	if !b.o.syscalls || t.proc == nil {
-		return nil
+		return nil, nil
 	}
 	out := filepath.Join(b.logs, "syscalls", fmt.Sprintf("%s-%s-c%d-r%d.csv", t.name, slug(pt.Body), pt.Conns, rep))
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		logf("%s  syscall count: %v", tag, err)
-		return nil
+		return nil, err
 	}
 	pids, err := groupPIDs(t.proc.pgid)
 	if err != nil {
-		logf("%s  syscall count: %v", tag, err)
-		return nil
+		return nil, err
 	}
-	c, err := startSyscallCounter(pids, b.lay.loadCPUs, out)
-	if err != nil {
-		logf("%s  syscall count: %v", tag, err)
-		return nil
-	}
-	return c
+	return startSyscallCounter(pids, b.lay.loadCPUs, out)
 }

@@ -1,16 +1,18 @@
 package main
 
 import (
-	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
 
-// Output of perf 6.1 `perf stat -x, -o FILE -e ... -p PID`, stopped by
-// SIGINT, with an event no thread ran for.
+// Output of perf 6.1 `perf stat -x, -o FILE -D -1 --control fifo:... -e
+// ... -p PID` after enable, disable and SIGINT, with an event no thread
+// ran for; perf appends the control commands' notes.
 const perfStatOut = `# started on Thu Nov 26 23:24:42 2026
 
 52113,,raw_syscalls:sys_enter,1287689,100.00,,
@@ -19,7 +21,9 @@ const perfStatOut = `# started on Thu Nov 26 23:24:42 2026
 3,,syscalls:sys_enter_writev,1287689,100.00,,
 10002,,syscalls:sys_enter_epoll_pwait,1287689,100.00,,
 <not counted>,,syscalls:sys_enter_io_uring_enter,0,100.00,,
-`
+Events disabled
+Events enabled
+Events disabled`
 
 func TestParsePerfStat(t *testing.T) {
 	got, err := parsePerfStat(perfStatOut)
@@ -27,7 +31,7 @@ func TestParsePerfStat(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]uint64{"all": 52113, "read": 20001, "write": 19998, "writev": 3, "epoll_pwait": 10002, "io_uring_enter": 0}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 	per := syscallsPerRequest(got, 10000)
@@ -47,66 +51,82 @@ func TestParsePerfStat(t *testing.T) {
 	}
 }
 
-// The counter, attached to the origin responder (one read and one write
-// per request, by its construction), counts one read and one write per
-// request of a client that sends N requests one after the other.
+// The counter, attached to two origin responders (one read and one write
+// per request each, by their construction), counts one read and one write
+// per request of clients that send n requests one after the other to
+// each, and nothing from before it was enabled or after it finished.
 func TestSyscallCounterCountsOrigin(t *testing.T) {
-	if err := checkSyscallCounting(t.Context()); err != nil {
+	if err := checkSyscallCounting(t.Context(), t.TempDir()); err != nil {
 		// perf's syscall tracepoints need the linux-perf package and root
-		// (or CAP_PERFMON). .ci/run has both and sets APEX_REQUIRE_PERF,
+		// (or CAP_PERFMON). .ci/run has both and sets APEX_REQUIRE_PERF=1,
 		// so there this test runs or fails, never skips.
-		if os.Getenv("APEX_REQUIRE_PERF") != "" {
+		if os.Getenv("APEX_REQUIRE_PERF") == "1" {
 			t.Fatal(err)
 		}
 		t.Skipf("%v (set APEX_REQUIRE_PERF=1 to fail instead)", err)
 	}
-	addr, pid := startServeChildPID(t, "-serve-origin")
-	c := dialN(t, addr, 1)[0]
 	want := newResponder().byPath["/"]
 	got := make([]byte, len(want))
-	roundTrip := func() {
+	var pids []int
+	var conns []net.Conn
+	for range 2 {
+		addr, pid := startServeChildPID(t, "-serve-origin")
+		pids = append(pids, pid)
+		conns = append(conns, dialN(t, addr, 1)[0])
+	}
+	roundTrips := func(k int) {
 		t.Helper()
-		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, got); err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != string(want) {
-			t.Fatalf("got %q", got)
+		for range k {
+			for _, c := range conns {
+				if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, got); err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != string(want) {
+					t.Fatalf("got %q", got)
+				}
+			}
 		}
 	}
-	roundTrip() // accepted and registered before the count starts
-	counter, err := startSyscallCounter([]int{pid}, "", filepath.Join(t.TempDir(), "perf.csv"))
+	roundTrips(1) // accepted and registered before the counter attaches
+	counter, err := startSyscallCounter(pids, "", filepath.Join(t.TempDir(), "perf.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 2000
-	for range n {
-		roundTrip()
+	defer counter.close()
+	roundTrips(50) // attached, not enabled: not counted
+	if err := counter.enable(); err != nil {
+		t.Fatal(err)
 	}
+	const n = 1000
+	roundTrips(n)
 	counts, err := counter.finish()
 	if err != nil {
 		t.Fatal(err)
 	}
-	per := syscallsPerRequest(counts, n)
+	roundTrips(1) // the counter is gone; the servers still answer
+	per := syscallsPerRequest(counts, 2*n)
 	t.Logf("per request: %v", per)
-	// Exactly n reads and n writes; a few more calls of the Go runtime
+	// Exactly 2n reads and 2n writes; a few more calls of the Go runtime
 	// (timers, sysmon) may land in the window, never a read or write.
 	for _, col := range []string{"recv", "send"} {
-		if per[col] < 1 || per[col] > 1.005 {
+		if per[col] != 1 {
 			t.Errorf("%s per request = %.4f, want 1 (counts %v)", col, per[col], counts)
 		}
 	}
+	// About one epoll_wait per request (one at a time per server), plus
+	// each idle server's 100 ms poll timeout.
 	if per["epoll_wait"] < 0.9 || per["epoll_wait"] > 1.1 {
-		t.Errorf("epoll_wait per request = %.4f, want about 1 (one request at a time)", per["epoll_wait"])
+		t.Errorf("epoll_wait per request = %.4f, want about 1", per["epoll_wait"])
 	}
 	if per["all"] < per["recv"]+per["send"]+per["epoll_wait"] {
 		t.Errorf("all (%.4f) is less than its parts %v", per["all"], per)
 	}
 	var md strings.Builder
 	syscallTable(&md, []pointResult{{Target: tOrigin, Conns: 1, Syscalls: per}})
-	if !strings.Contains(md.String(), "| origin | 1 | – |") || !strings.Contains(md.String(), "| recv |") {
+	if !strings.Contains(md.String(), "| origin | 1 | – | ") || !strings.Contains(md.String(), "| recv |") {
 		t.Errorf("table:\n%s", md.String())
 	}
 }
