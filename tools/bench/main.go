@@ -930,15 +930,15 @@ func (b *bench) measure(ctx context.Context, t *target, pt point, rep int, tag s
 	if counter != nil {
 		defer counter.close() // a run that fails stops it too
 	}
-	var before groupUsage
-	var err error
-	t0 := time.Now()
 	if counter != nil {
 		if cerr = counter.enable(); cerr != nil {
 			counter.close()
 			counter = nil
 		}
 	}
+	var before groupUsage
+	var err error
+	t0 := time.Now()
 	if t.proc != nil {
 		r.RSSPerRun = resetPeakRSS(t.proc.pgid)
 		if before, err = sampleGroup(t.proc.pgid); err != nil {

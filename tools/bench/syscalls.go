@@ -92,9 +92,10 @@ func checkSyscallCounting(ctx context.Context, dir string) error {
 // which it asks for through perf's control FIFOs (--control): perf acks
 // each command once it is done, so the window is exactly the caller's.
 //
-// Invariant: the perf process is registered in procs from start until
-// close (or killAll) stops it, so it never outlives the bench; ctl and ack
-// are open exactly as long.
+// Invariant: one goroutine (a run's measure) uses a counter. The perf
+// process is registered in procs from start until close (or killAll)
+// stops it, so it never outlives the bench; ctl and ack are open exactly
+// as long, and what is read from ack is bounded by command.
 type syscallCounter struct {
 	p        *proc
 	out      string   // perf's -o file
@@ -157,6 +158,8 @@ func (c *syscallCounter) command(cmd string) error {
 	if err := c.ack.SetReadDeadline(time.Now().Add(syscallAckWait)); err != nil {
 		return err
 	}
+	// perf answers "ack\n" and a NUL; a reply may come in pieces, so the
+	// last few bytes read are kept, never more.
 	var got []byte
 	buf := make([]byte, 16)
 	for !strings.Contains(string(got), "ack\n") {
@@ -167,7 +170,7 @@ func (c *syscallCounter) command(cmd string) error {
 			}
 			return fmt.Errorf("perf stat did not ack %q: %v%s", cmd, err, c.p.logTail())
 		}
-		got = append(got, buf[:n]...)
+		got = append(got[max(0, len(got)-3):], buf[:n]...)
 	}
 	return nil
 }
@@ -272,11 +275,7 @@ func syscallsPerRequest(counts map[string]uint64, requests int64) map[string]flo
 	}
 	all := counts["all"]
 	per["all"] = float64(all) / rq
-	if all > grouped {
-		per["other"] = float64(all-grouped) / rq
-	} else {
-		per["other"] = 0
-	}
+	per["other"] = float64(all-min(all, grouped)) / rq
 	return per
 }
 
